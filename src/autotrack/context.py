@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import os
@@ -35,10 +36,8 @@ def _process_tags() -> tuple[tuple[str, str], ...]:
         "autotrack.python_version": platform.python_version(),
         "autotrack.platform": platform.platform(terse=True),
     }
-    try:
+    with contextlib.suppress(Exception):
         tags["autotrack.user"] = getpass.getuser()
-    except Exception:
-        pass
     commit = git_commit(Path(source).parent if source_type == "SCRIPT" else Path.cwd())
     if commit:
         tags["autotrack.source.git_commit"] = commit

@@ -91,9 +91,8 @@ def _split_identifier(text: str) -> tuple[Kind, str]:
     key = key.strip("`").strip('"')
     if not key:
         raise FilterError(f"'{text}' names no key")
-    if kind == "attribute":
-        if key not in ATTRIBUTES:
-            raise FilterError(f"unknown attribute '{key}': one of {', '.join(sorted(ATTRIBUTES))}")
+    if kind == "attribute" and key not in ATTRIBUTES:
+        raise FilterError(f"unknown attribute '{key}': one of {', '.join(sorted(ATTRIBUTES))}")
     return kind, key
 
 

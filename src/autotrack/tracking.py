@@ -405,7 +405,7 @@ def log_figure(figure: Any, artifact_file: str) -> None:
     _current().log_figure(figure, artifact_file)
 
 
-# -- reads ------------------------------------------------------------------------------------------
+# -- reads ---------------------------------------------------------------------------------------
 def get_run(run_id: str) -> Run:
     background.drain()
     return get_store().get_run(run_id)
