@@ -107,6 +107,7 @@ class SQLiteStore:
             else flush_interval
         )
         self.max_buffered_points = max_buffered_points
+        self._wake_at = max(1, min(10_000, max_buffered_points // 2))
         self._db_lock = threading.RLock()
         self._db = self._connect()
         self._buffer: list[MetricRow] = []
@@ -358,20 +359,21 @@ class SQLiteStore:
         with self._buffer_lock:
             self._buffer.extend(rows)
             size = len(self._buffer)
-        if size >= self.max_buffered_points:
-            self.flush()  # back-pressure: the producer pays for the write
-        elif size >= 10_000:
-            self._wake.set()
+        if size >= self._wake_at:
+            self._on_full(size)
 
     def add_metric_row(self, row: MetricRow) -> None:
         with self._buffer_lock:
             self._buffer.append(row)
             size = len(self._buffer)
-        if size >= 10_000:
-            if size >= self.max_buffered_points:
-                self.flush()
-            else:
-                self._wake.set()
+        if size >= self._wake_at:
+            self._on_full(size)
+
+    def _on_full(self, size: int) -> None:
+        if size >= self.max_buffered_points:
+            self.flush()  # back-pressure: the producer pays for the write
+        else:
+            self._wake.set()
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         self.flush()
