@@ -115,11 +115,9 @@ def test_a_live_run_of_another_process_is_not_reaped(store_uri):
 
 
 def test_runs_left_open_are_finished_at_exit_or_failed_on_a_crash(store_uri):
-    clean = "import sys, autotrack; autotrack.set_tracking_uri(sys.argv[1]); autotrack.log_metric('m', 1)"
-    crash = (
-        "import sys, autotrack; autotrack.set_tracking_uri(sys.argv[1]);"
-        "autotrack.start_run(run_name='crash'); autotrack.log_metric('m', 2); raise SystemError('x')"
-    )
+    setup = "import sys, autotrack; autotrack.set_tracking_uri(sys.argv[1]);"
+    clean = setup + "autotrack.log_metric('m', 1)"
+    crash = setup + "autotrack.start_run(); autotrack.log_metric('m', 2); raise SystemError('x')"
     subprocess.run([sys.executable, "-c", clean, store_uri], check=True)
     result = subprocess.run([sys.executable, "-c", crash, store_uri], capture_output=True)
     assert result.returncode == 1
