@@ -1,0 +1,442 @@
+"""The scikit-learn metric suite for one fitted estimator on one dataset, and the data behind its
+plots (confusion matrix, ROC / precision-recall curves, predictions vs truth).
+
+`evaluate` runs on the caller's thread, so it only does what must see the model as it is now:
+predictions and scalar metrics. The plot data (curve points, confusion counts) is computed on
+first access, which `log_evaluation` arranges to happen on autotrack's background worker.
+Shared by the sklearn, XGBoost and LightGBM integrations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autotrack.tracking import RunHandle
+
+logger = logging.getLogger(__name__)
+
+#: Silhouette is O(n^2) in time; above this many samples it is skipped.
+SILHOUETTE_MAX_SAMPLES = 5000
+#: Points kept per curve / scatter in the JSON plot data (a UI redraws from it).
+MAX_POINTS = 2000
+
+_evaluating: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "autotrack_evaluating", default=False
+)
+
+
+def is_evaluating() -> bool:
+    """True while autotrack itself computes metrics, so metric-call hooks stay out of it."""
+    return _evaluating.get()
+
+
+@contextlib.contextmanager
+def evaluating() -> Iterator[None]:
+    """Mark autotrack's own predict/metric calls (post-training hooks ignore them)."""
+    token = _evaluating.set(True)
+    try:
+        yield
+    finally:
+        _evaluating.reset(token)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Points of one ROC or precision-recall curve (one class for one-vs-rest)."""
+
+    label: str
+    x: list[float]
+    y: list[float]
+    area: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "x": self.x, "y": self.y, "area": self.area}
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one estimator on one dataset, plus the arrays its plots are drawn from."""
+
+    kind: str  # "classifier" | "regressor" | "clusterer" | "other"
+    metrics: dict[str, float]
+    y_true: Any = None
+    y_pred: Any = None
+    y_score: Any = None  # probabilities / decision values, columns follow `labels`
+    labels: list[Any] = field(default_factory=list)
+    sample_weight: Any = None
+    estimator_name: str = ""
+
+    @functools.cached_property
+    def confusion_matrix(self) -> list[list[int]] | None:
+        """Counts, rows = true label, columns = predicted label, in `labels` order."""
+        if self.kind != "classifier" or not _is_1d(self.y_true):
+            return None
+        from sklearn.metrics import confusion_matrix
+
+        with evaluating():
+            counts = confusion_matrix(self.y_true, self.y_pred, labels=self.labels or None)
+        return [[int(v) for v in row] for row in counts]
+
+    @functools.cached_property
+    def roc_curves(self) -> list[Curve]:
+        """One curve for binary tasks, one per class (one-vs-rest) for multiclass."""
+        from sklearn.metrics import auc, roc_curve
+
+        def curve(y: Any, score: Any) -> tuple[Any, Any, float]:
+            fpr, tpr, _ = roc_curve(y, score, sample_weight=self.sample_weight)
+            return fpr, tpr, float(auc(fpr, tpr))
+
+        return self._per_class_curves(curve)
+
+    @functools.cached_property
+    def pr_curves(self) -> list[Curve]:
+        """Recall on x, precision on y; area = average precision."""
+        from sklearn.metrics import average_precision_score, precision_recall_curve
+
+        def curve(y: Any, score: Any) -> tuple[Any, Any, float]:
+            precision, recall, _ = precision_recall_curve(
+                y, score, sample_weight=self.sample_weight
+            )
+            ap = average_precision_score(y, score, sample_weight=self.sample_weight)
+            return recall, precision, float(ap)
+
+        return self._per_class_curves(curve)
+
+    def _per_class_curves(self, compute: Callable[[Any, Any], tuple[Any, Any, float]]) -> list:
+        if self.kind != "classifier" or self.y_score is None or not _is_1d(self.y_true):
+            return []
+        import numpy as np
+
+        y_true = np.asarray(self.y_true)
+        score = np.asarray(self.y_score)
+        curves = []
+        with evaluating():
+            if len(self.labels) == 2:
+                column = score if score.ndim == 1 else score[:, 1]
+                x, y, area = compute(y_true == self.labels[1], column)
+                curves.append(Curve(str(self.labels[1]), *_thin(x, y), area))
+            elif score.ndim == 2 and score.shape[1] == len(self.labels):
+                for i, label in enumerate(self.labels):
+                    positives = y_true == label
+                    if positives.all() or not positives.any():
+                        continue  # a class absent from this data has no curve
+                    x, y, area = compute(positives, score[:, i])
+                    curves.append(Curve(str(label), *_thin(x, y), area))
+        return curves
+
+    @functools.cached_property
+    def prediction_points(self) -> dict[str, list[float]] | None:
+        """Truth and prediction pairs of a single-output regressor (thinned to MAX_POINTS)."""
+        if self.kind != "regressor" or not _is_1d(self.y_true) or not _is_1d(self.y_pred):
+            return None
+        import numpy as np
+
+        y_true = np.asarray(self.y_true, dtype=float).ravel()
+        y_pred = np.asarray(self.y_pred, dtype=float).ravel()
+        if len(y_true) > MAX_POINTS:
+            keep = np.random.default_rng(0).choice(len(y_true), MAX_POINTS, replace=False)
+            keep.sort()
+            y_true, y_pred = y_true[keep], y_pred[keep]
+        return {"y_true": y_true.tolist(), "y_pred": y_pred.tolist()}
+
+    def plot_data(self) -> dict[str, Any]:
+        """Everything a UI needs to redraw the plots, JSON-ready."""
+        data: dict[str, Any] = {"kind": self.kind, "metrics": dict(self.metrics)}
+        if self.kind == "classifier":
+            data["labels"] = [_jsonable(v) for v in self.labels]
+            data["confusion_matrix"] = self.confusion_matrix
+            data["roc_curves"] = [c.to_dict() for c in self.roc_curves]
+            data["precision_recall_curves"] = [c.to_dict() for c in self.pr_curves]
+        elif self.kind == "regressor":
+            data["predictions"] = self.prediction_points
+        return data
+
+
+# -- what to compute -------------------------------------------------------------------------
+def task_kind(estimator: Any) -> str:
+    """classifier / regressor / clusterer / other, by scikit-learn's own tests."""
+    from sklearn import base
+
+    if base.is_classifier(estimator):
+        return "classifier"
+    if base.is_regressor(estimator):
+        return "regressor"
+    is_clusterer = getattr(base, "is_clusterer", None)
+    if is_clusterer is not None:
+        if is_clusterer(estimator):
+            return "clusterer"
+    elif getattr(estimator, "_estimator_type", None) == "clusterer":
+        return "clusterer"
+    return "other"
+
+
+def evaluate(
+    estimator: Any,
+    X: Any,
+    y: Any = None,
+    *,
+    sample_weight: Any = None,
+    y_pred: Any = None,
+    labels_are_fit: bool = False,
+) -> Evaluation:
+    """Predict with the fitted `estimator` on `X` and compute its kind's metric suite.
+
+    `y_pred` reuses predictions the caller already has (a post-training metric call);
+    `labels_are_fit` says `X` is the data the estimator was fitted on, so a clusterer's
+    `labels_` are its predictions (DBSCAN and friends have no `predict`).
+    """
+    kind = task_kind(estimator)
+    name = type(estimator).__name__
+    with evaluating():
+        if kind == "classifier":
+            return _classifier(estimator, X, y, sample_weight, y_pred, name)
+        if kind == "regressor":
+            return _regressor(estimator, X, y, sample_weight, y_pred, name)
+        if kind == "clusterer":
+            return _clusterer(estimator, X, y, y_pred, labels_are_fit, name)
+        metrics: dict[str, float] = {}
+        if y is not None and hasattr(estimator, "score"):
+            _put(metrics, "score", lambda: _score(estimator, X, y, sample_weight))
+        return Evaluation("other", metrics, estimator_name=name)
+
+
+def _classifier(
+    estimator: Any, X: Any, y: Any, sample_weight: Any, y_pred: Any, name: str
+) -> Evaluation:
+    import numpy as np
+    from sklearn import metrics as m
+
+    if y_pred is None:
+        y_pred = estimator.predict(X)
+    labels = list(getattr(estimator, "classes_", []))
+    result = Evaluation("classifier", {}, y, y_pred, None, labels, sample_weight, name)
+    if y is None:
+        return result
+    out = result.metrics
+    w = {"sample_weight": sample_weight}
+    single = _is_1d(y) and (not labels or _is_1d(np.asarray(labels)))
+    binary = single and len(labels) == 2
+    average: dict[str, Any] = (
+        {"average": "binary", "pos_label": labels[1]} if binary else {"average": "weighted"}
+    )
+    _put(out, "accuracy_score", lambda: m.accuracy_score(y, y_pred, **w))
+    for metric in ("precision_score", "recall_score", "f1_score"):
+        fn = getattr(m, metric)
+        _put(out, metric, lambda fn=fn: fn(y, y_pred, zero_division=0, **average, **w))
+    if single:
+        result.y_score = _scores(estimator, X, labels)
+    if result.y_score is not None and len(labels) >= 2:
+        score = result.y_score
+        if hasattr(estimator, "predict_proba") and score.ndim == 2:
+            _put(out, "log_loss", lambda: m.log_loss(y, score, labels=labels, **w))
+        if binary:
+            column = score if score.ndim == 1 else score[:, 1]
+            _put(out, "roc_auc", lambda: m.roc_auc_score(np.asarray(y) == labels[1], column, **w))
+        elif score.ndim == 2 and np.allclose(score.sum(axis=1), 1.0):
+            _put(
+                out,
+                "roc_auc",
+                lambda: m.roc_auc_score(
+                    y, score, labels=labels, multi_class="ovr", average="weighted", **w
+                ),
+            )
+    _put(out, "score", lambda: _score(estimator, X, y, sample_weight, out.get("accuracy_score")))
+    return result
+
+
+def _scores(estimator: Any, X: Any, labels: list[Any]) -> Any:
+    """Class probabilities if the estimator has them, else decision values; None if neither."""
+    import numpy as np
+
+    for method in ("predict_proba", "decision_function"):
+        if hasattr(estimator, method):
+            try:
+                score = np.asarray(getattr(estimator, method)(X), dtype=float)
+            except (AttributeError, ValueError, TypeError, NotImplementedError) as exc:
+                logger.debug("autotrack: %s failed: %r", method, exc)
+                continue
+            if score.ndim == 2 and score.shape[1] == 1:
+                score = score.ravel()
+            if score.ndim == 1 and len(labels) != 2:
+                continue
+            if np.isfinite(score).all():
+                return score
+    return None
+
+
+def _regressor(
+    estimator: Any, X: Any, y: Any, sample_weight: Any, y_pred: Any, name: str
+) -> Evaluation:
+    from sklearn import metrics as m
+
+    if y_pred is None:
+        y_pred = estimator.predict(X)
+    result = Evaluation(
+        "regressor", {}, y, y_pred, sample_weight=sample_weight, estimator_name=name
+    )
+    if y is None:
+        return result
+    out = result.metrics
+    w = {"sample_weight": sample_weight}
+    _put(out, "mean_squared_error", lambda: m.mean_squared_error(y, y_pred, **w))
+    if "mean_squared_error" in out:
+        out["root_mean_squared_error"] = math.sqrt(out["mean_squared_error"])
+    _put(out, "mean_absolute_error", lambda: m.mean_absolute_error(y, y_pred, **w))
+    _put(out, "r2_score", lambda: m.r2_score(y, y_pred, **w))
+    _put(out, "score", lambda: _score(estimator, X, y, sample_weight, out.get("r2_score")))
+    return result
+
+
+def _clusterer(
+    estimator: Any, X: Any, y: Any, y_pred: Any, labels_are_fit: bool, name: str
+) -> Evaluation:
+    import numpy as np
+    from sklearn import metrics as m
+
+    if y_pred is None:
+        fitted = getattr(estimator, "labels_", None)
+        if labels_are_fit and fitted is not None:
+            y_pred = fitted
+        elif hasattr(estimator, "predict"):
+            y_pred = estimator.predict(X)
+    result = Evaluation("clusterer", {}, y, y_pred, estimator_name=name)
+    if y_pred is None or not _is_1d(y_pred):
+        return result
+    out = result.metrics
+    y_pred = np.asarray(y_pred)
+    n_clusters = len(set(y_pred.tolist()) - {-1})
+    out["n_clusters"] = float(n_clusters)
+    if 2 <= n_clusters < len(y_pred):
+        if len(y_pred) <= SILHOUETTE_MAX_SAMPLES:
+            _put(out, "silhouette_score", lambda: m.silhouette_score(X, y_pred))
+        else:
+            logger.debug(
+                "autotrack: silhouette_score skipped for %s: %d samples > %d",
+                name,
+                len(y_pred),
+                SILHOUETTE_MAX_SAMPLES,
+            )
+        _put(out, "calinski_harabasz_score", lambda: m.calinski_harabasz_score(X, y_pred))
+        _put(out, "davies_bouldin_score", lambda: m.davies_bouldin_score(X, y_pred))
+    if y is not None and _is_1d(y):
+        _put(out, "adjusted_rand_score", lambda: m.adjusted_rand_score(y, y_pred))
+    return result
+
+
+def _score(estimator: Any, X: Any, y: Any, sample_weight: Any, known: float | None = None) -> float:
+    """`estimator.score`, reusing the value already computed when it is the stock mixin's
+    (accuracy for classifiers, R^2 for regressors) instead of predicting a second time."""
+    from sklearn.base import ClassifierMixin, RegressorMixin
+
+    method = getattr(type(estimator), "score", None)
+    method = getattr(method, "__wrapped__", method)
+    if known is not None and method in (ClassifierMixin.score, RegressorMixin.score):
+        return known
+    if sample_weight is not None:
+        return estimator.score(X, y, sample_weight=sample_weight)
+    return estimator.score(X, y)
+
+
+def _put(out: dict[str, float], key: str, compute: Callable[[], Any]) -> None:
+    """Add one metric; data a metric cannot handle (one class, NaN, multioutput) skips it."""
+    try:
+        value = float(compute())
+    except (ValueError, TypeError, ZeroDivisionError, IndexError) as exc:
+        logger.debug("autotrack: metric %s skipped: %r", key, exc)
+        return
+    if math.isfinite(value):
+        out[key] = value
+
+
+def _is_1d(values: Any) -> bool:
+    shape = getattr(values, "shape", None)
+    if shape is None:
+        try:
+            import numpy as np
+
+            shape = np.shape(values)
+        except Exception:
+            return False
+    return len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
+
+
+def _thin(x: Any, y: Any) -> tuple[list[float], list[float]]:
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) > MAX_POINTS:
+        keep = np.unique(np.linspace(0, len(x) - 1, MAX_POINTS).astype(int))
+        x, y = x[keep], y[keep]
+    return x.tolist(), y.tolist()
+
+
+def _jsonable(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    value = item() if callable(item) else value
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+# -- logging it ----------------------------------------------------------------------------------
+#: Plot artifacts, each `<prefix>_<name>.png` with its data in `<prefix>_<name>.json`.
+PLOTS = ("confusion_matrix", "roc_curve", "precision_recall_curve", "prediction_error")
+
+
+def metric_names(evaluation: Evaluation, prefix: str) -> dict[str, float]:
+    """`training_accuracy_score`, `X_test_r2_score`, ..."""
+    return {f"{prefix}_{key}": value for key, value in evaluation.metrics.items()}
+
+
+def log_evaluation(
+    run: RunHandle, evaluation: Evaluation, prefix: str, *, plots: bool = True
+) -> None:
+    """Log the metrics now; draw the plots and write their data on the background worker."""
+    metrics = metric_names(evaluation, prefix)
+    if metrics:
+        run.log_metrics(metrics)
+    if plots and evaluation.kind in ("classifier", "regressor") and evaluation.y_true is not None:
+        run.defer(_log_plots, run, evaluation, prefix)
+
+
+def _log_plots(run: RunHandle, evaluation: Evaluation, prefix: str) -> None:
+    """Each plot as `<prefix>_<plot>.png` next to its data, `<prefix>_<plot>.json`."""
+    from autotrack import plots
+
+    drawn: dict[str, tuple[Any, dict[str, Any]]] = {}
+    if evaluation.kind == "classifier":
+        labels = [_jsonable(v) for v in evaluation.labels]
+        counts = evaluation.confusion_matrix
+        if counts is not None:
+            figure = plots.confusion_matrix_figure(
+                counts, evaluation.labels, f"{prefix}: confusion matrix"
+            )
+            drawn["confusion_matrix"] = (figure, {"labels": labels, "counts": counts})
+        if evaluation.roc_curves:
+            figure = plots.roc_figure(evaluation.roc_curves, f"{prefix}: ROC curve")
+            points = [c.to_dict() for c in evaluation.roc_curves]
+            drawn["roc_curve"] = (figure, {"x": "fpr", "y": "tpr", "curves": points})
+        if evaluation.pr_curves:
+            figure = plots.precision_recall_figure(
+                evaluation.pr_curves, f"{prefix}: precision-recall curve"
+            )
+            points = [c.to_dict() for c in evaluation.pr_curves]
+            drawn["precision_recall_curve"] = (
+                figure,
+                {"x": "recall", "y": "precision", "curves": points},
+            )
+    elif evaluation.prediction_points is not None:
+        points = evaluation.prediction_points
+        figure = plots.prediction_error_figure(
+            points["y_true"], points["y_pred"], f"{prefix}: prediction error"
+        )
+        drawn["prediction_error"] = (figure, points)
+    for kind, (figure, data) in drawn.items():
+        run.log_figure(figure, f"{prefix}_{kind}.png")
+        run.log_dict(data, f"{prefix}_{kind}.json")
