@@ -7,7 +7,7 @@ from typing import Any
 
 from autotrack.search import Comparison, Query, parse_order_by
 
-_TABLES = {"metric": "latest_metrics", "param": "params", "tag": "tags"}
+_TABLES = {"metric": "metric_series", "param": "params", "tag": "tags"}
 
 
 def _like_to_glob(pattern: str) -> str:

@@ -55,21 +55,22 @@ CREATE TABLE IF NOT EXISTS tags (
     run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (run_id, key)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, value REAL, step INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS metric_series (
+    series_id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL, key TEXT NOT NULL,
+    value REAL, step INTEGER NOT NULL, timestamp INTEGER NOT NULL, count INTEGER NOT NULL,
+    UNIQUE (run_id, key)
 );
-CREATE INDEX IF NOT EXISTS metrics_by_run_key ON metrics (run_id, key);
-CREATE TABLE IF NOT EXISTS latest_metrics (
-    run_id TEXT NOT NULL, key TEXT NOT NULL, value REAL, step INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (run_id, key)
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metrics (
+    series_id INTEGER NOT NULL, value REAL, step INTEGER NOT NULL, timestamp INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_by_series ON metrics (series_id);
 """
 
-# Keep the point whose (step, timestamp) is the greatest, as MLflow does.
-_UPSERT_LATEST = """
-INSERT INTO latest_metrics (run_id, key, value, step, timestamp, count)
+# One row per (run, key) holds the latest point (greatest step, then timestamp, as MLflow
+# does) and the point count; points refer to it by an integer id, which keeps inserts fast.
+_UPSERT_SERIES = """
+INSERT INTO metric_series (run_id, key, value, step, timestamp, count)
 VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id, key) DO UPDATE SET
     value = CASE WHEN excluded.step > step OR (excluded.step = step
@@ -78,6 +79,7 @@ ON CONFLICT (run_id, key) DO UPDATE SET
         AND excluded.timestamp >= timestamp) THEN excluded.timestamp ELSE timestamp END,
     step = MAX(step, excluded.step),
     count = count + excluded.count
+RETURNING series_id
 """
 
 MetricRow = tuple[str, str, float, int, int]  # run_id, key, value, step, timestamp
@@ -261,7 +263,7 @@ class SQLiteStore:
         ids = [row[0] for row in rows]
         params = self._key_values("SELECT run_id, key, value FROM params", ids)
         tags = self._key_values("SELECT run_id, key, value FROM tags", ids)
-        latest = self._key_values("SELECT run_id, key, value FROM latest_metrics", ids)
+        latest = self._key_values("SELECT run_id, key, value FROM metric_series", ids)
         return [
             Run(
                 run_id=row[0],
@@ -310,7 +312,7 @@ class SQLiteStore:
 
     def _last_activity(self, run_id: str) -> int | None:
         found = self._db.execute(
-            "SELECT MAX(timestamp) FROM latest_metrics WHERE run_id = ?", (run_id,)
+            "SELECT MAX(timestamp) FROM metric_series WHERE run_id = ?", (run_id,)
         ).fetchone()
         return found[0] if found else None
 
@@ -379,8 +381,9 @@ class SQLiteStore:
         self.flush()
         with self._db_lock:
             rows = self._db.execute(
-                "SELECT key, value, step, timestamp FROM metrics WHERE run_id = ? AND key = ?"
-                " ORDER BY step, timestamp, rowid",
+                "SELECT s.key, m.value, m.step, m.timestamp FROM metric_series s"
+                " JOIN metrics m ON m.series_id = s.series_id WHERE s.run_id = ? AND s.key = ?"
+                " ORDER BY m.step, m.timestamp, m.rowid",
                 (run_id, key),
             ).fetchall()
         return [Metric(k, _float(v), s, t) for k, v, s, t in rows]
@@ -390,7 +393,7 @@ class SQLiteStore:
         self.flush()
         with self._db_lock:
             rows = self._db.execute(
-                "SELECT key, count FROM latest_metrics WHERE run_id = ? ORDER BY key", (run_id,)
+                "SELECT key, count FROM metric_series WHERE run_id = ? ORDER BY key", (run_id,)
             ).fetchall()
         return dict(rows)
 
@@ -414,8 +417,14 @@ class SQLiteStore:
                     point[2], point[3], point[4] = value, step, timestamp
                 point[5] += 1
         with self._db_lock, self._write() as db:
-            db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", batch)
-            db.executemany(_UPSERT_LATEST, latest.values())
+            series = {
+                slot: db.execute(_UPSERT_SERIES, point).fetchone()[0]
+                for slot, point in latest.items()
+            }
+            db.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?, ?)",
+                [(series[(r, k)], v, step, t) for r, k, v, step, t in batch],
+            )
 
     def _write_loop(self) -> None:
         while not self._closed:
