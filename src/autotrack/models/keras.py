@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from autotrack.models.errors import ModelError
+from autotrack.models.errors import ModelError, UntrustedModelError
 from autotrack.models.flavors import Saved, class_path, model_path
 from autotrack.models.signature import Signature, type_is
 
@@ -88,7 +88,15 @@ def load(
     path = str(model_path(model_dir, descriptor))
     if descriptor["serialization_format"] == "keras":
         custom = {model_class.__name__: model_class} if isinstance(model_class, type) else None
-        return keras.models.load_model(path, custom_objects=custom, safe_mode=not trust)
+        try:
+            return keras.models.load_model(path, custom_objects=custom, safe_mode=not trust)
+        except ValueError as exc:
+            if "safe_mode" not in str(exc):
+                raise
+            raise UntrustedModelError(
+                f"{MODEL_FILE} holds Python code (e.g. a Lambda layer) that Keras' safe mode"
+                " refuses to load; pass trust=True if you trust where it came from"
+            ) from exc
     if model_class is None:
         raise ModelError(
             f"this Keras model was saved as weights only ({descriptor.get('model_class')});"
