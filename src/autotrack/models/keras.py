@@ -86,18 +86,19 @@ def load(
 ) -> Any:
     keras = _keras_module(descriptor.get("keras_package", "keras"))
     path = str(model_path(model_dir, descriptor))
-    if descriptor["serialization_format"] == "keras":
-        custom = {model_class.__name__: model_class} if isinstance(model_class, type) else None
+    if descriptor["serialization_format"] == "keras" and _is_class_or_none(model_class):
         try:
-            return keras.models.load_model(path, custom_objects=custom, safe_mode=not trust)
-        except ValueError as exc:
-            if "safe_mode" not in str(exc):
-                raise
-            raise UntrustedModelError(
-                f"{MODEL_FILE} holds Python code (e.g. a Lambda layer) that Keras' safe mode"
-                " refuses to load; pass trust=True if you trust where it came from"
-            ) from exc
-    if model_class is None:
+            return _load_whole(keras, path, model_class, trust)
+        except UntrustedModelError:
+            raise
+        except Exception as exc:
+            if model_class is None:
+                raise ModelError(
+                    f"Keras could not rebuild {descriptor.get('model_class')} from {MODEL_FILE}"
+                    f" ({type(exc).__name__}); pass model_class=<the class, or an instance>"
+                    " to load the saved weights into it"
+                ) from exc
+    elif model_class is None:
         raise ModelError(
             f"this Keras model was saved as weights only ({descriptor.get('model_class')});"
             " pass model_class=<the class, or an instance> to load it"
@@ -105,8 +106,25 @@ def load(
     model = model_class() if isinstance(model_class, type) else model_class
     if not model.built:
         _build(model, signature)
-    model.load_weights(path)
+    model.load_weights(path)  # a .keras file holds the weights too
     return model
+
+
+def _load_whole(keras: Any, path: str, model_class: Any, trust: bool) -> Any:
+    custom = {model_class.__name__: model_class} if isinstance(model_class, type) else None
+    try:
+        return keras.models.load_model(path, custom_objects=custom, safe_mode=not trust)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        raise UntrustedModelError(
+            f"{MODEL_FILE} holds Python code (e.g. a Lambda layer) that Keras' safe mode"
+            " refuses to load; pass trust=True if you trust where it came from"
+        ) from exc
+
+
+def _is_class_or_none(model_class: Any) -> bool:
+    return model_class is None or isinstance(model_class, type)
 
 
 def predict(model: Any, data: Any) -> Any:
