@@ -35,7 +35,7 @@ REGISTRY: tuple[IntegrationInfo, ...] = (
         "keras",
         ("keras", "tensorflow"),
         "tensorflow",
-        ">=2.15,<3",
+        ">=2.15,<4",  # checked against the Keras version: tf.keras 2.15, or Keras 3.x
         ("2.15.1", "2.16.2", "2.21.0"),
         aliases=("keras",),
     ),
