@@ -201,7 +201,9 @@ def test_fault_in_a_hook_is_contained(toy, stage):
     assert model.coef_ == expected
     assert user_callbacks == []  # the user's list is never mutated
     assert len(caught) == 1, [str(w.message) for w in caught]
-    assert f"{stage} failed with RuntimeError: injected fault in {stage}" in str(caught[0].message)
+    message = str(caught[0].message)
+    assert message.startswith(f"autotrack ({toy.name}): {stage}")
+    assert f"failed with RuntimeError: injected fault in {stage}" in message
     if stage == "records":
         assert runs() == []
         return

@@ -219,6 +219,7 @@ def _guard(
     owner: Any = None,
 ) -> Callable[..., Any]:
     """`fn` with its body contained; on failure it returns None (or its first argument)."""
+    stage_name = getattr(fn, "__name__", "callback")
 
     @functools.wraps(fn)
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -230,7 +231,7 @@ def _guard(
             )
             if strict():
                 raise
-            report("callback", exc, integration, silent, run)
+            report(f"callback:{stage_name}", exc, integration, silent, run)
             first = 1 if is_method else 0
             return args[first] if passthrough and len(args) > first else None
 
