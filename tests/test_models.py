@@ -49,6 +49,11 @@ class Doubler(TransformerMixin, BaseEstimator):
         return np.asarray(X) * 2.0
 
 
+def add_one(X):
+    """A user function referenced by a model: skops records it by name."""
+    return X + 1.0
+
+
 @pytest.fixture(scope="module")
 def iris():
     X, y = load_iris(return_X_y=True, as_frame=True)
@@ -147,10 +152,25 @@ def test_pipeline_with_user_transformer_records_its_type_as_trusted(tmp_path, ir
     X, y = iris
     pipe = make_pipeline(Doubler(), StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
     save_model(pipe, tmp_path / "m")
-    assert _json(tmp_path / "m" / "model.json")["trusted_types"] == [
-        f"{Doubler.__module__}.Doubler"
-    ]
+    trusted = _json(tmp_path / "m" / "model.json")["trusted_types"]
+    assert f"{Doubler.__module__}.Doubler" in trusted
+    assert "sklearn.pipeline.Pipeline" in trusted
     np.testing.assert_array_equal(load_model(tmp_path / "m").predict(X), pipe.predict(X))
+
+
+def test_recorded_types_cover_every_type_skops_would_refuse(iris):
+    import skops.io as sio
+
+    from autotrack.models.objects import schema_types
+
+    X, y = iris
+    for model in [
+        make_pipeline(Doubler(), StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y),
+        make_pipeline(FunctionTransformer(add_one), LogisticRegression(max_iter=500)).fit(X, y),
+    ]:
+        data = sio.dumps(model)
+        untrusted = set(sio.get_untrusted_types(data=data))
+        assert untrusted and untrusted <= set(schema_types(data))
 
 
 def test_skops_type_not_recorded_at_save_time_is_refused_by_name(tmp_path, iris, fitted):
@@ -163,6 +183,8 @@ def test_skops_type_not_recorded_at_save_time_is_refused_by_name(tmp_path, iris,
     other = make_pipeline(Doubler(), LogisticRegression(max_iter=500)).fit(X, y)
     sio.dump(other, tmp_path / "m" / "model.skops")
     _rewrite_checksums(tmp_path / "m")
+    recorded = _json(tmp_path / "m" / "model.json")["trusted_types"]
+    assert f"{Doubler.__module__}.Doubler" not in recorded
     with pytest.raises(UntrustedModelError, match=rf"{Doubler.__module__}\.Doubler"):
         load_model(tmp_path / "m")
     np.testing.assert_array_equal(
@@ -328,6 +350,20 @@ def test_input_example_is_bounded():
     assert 1 <= len(rows) < 5
     assert example_json(wide, max_bytes=100) is None
     assert len(json.loads(example_json(np.arange(100.0)))["data"]) == 5
+
+
+def test_input_example_is_plain_json_and_decodes_back():
+    from autotrack.models.example import decode
+
+    array = np.array([[1.0, np.nan], [np.inf, 2.0]])
+    text = example_json(array)
+    assert "NaN" not in text and "Infinity" not in text
+    back = decode(json.loads(text))
+    assert back.dtype == np.float64 and back[0, 0] == 1.0 and np.isnan(back[0, 1])
+    frame = pd.DataFrame({"n": [1, 2], "when": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    decoded = decode(json.loads(example_json(frame)))
+    assert list(decoded.columns) == ["n", "when"]
+    assert decoded["n"].dtype == np.int64 and decoded["when"].iloc[1] == frame["when"].iloc[1]
 
 
 def test_input_example_off_still_writes_signature(tmp_path, iris, fitted):

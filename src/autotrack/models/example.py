@@ -82,7 +82,10 @@ def _encode_array(data: Any, rows: int) -> dict[str, Any]:
     dtype = dtype_name(array.dtype)
     if array.dtype.kind == "f":
         finite = np.isfinite(array)
-        values = array.tolist() if finite.all() else np.where(finite, array, None).tolist()
+        if not finite.all():  # JSON has no NaN or Infinity: write null
+            array = array.astype(object)
+            array[~finite] = None
+        values = array.tolist()
     elif array.dtype.kind in "Mm":
         values = array.astype(str).tolist()
     else:

@@ -32,7 +32,7 @@ def save(model: Any, model_dir: Path, serialization_format: str | None) -> Saved
     booster = model.booster_ if wrapper else model
     booster.save_model(str(model_dir / MODEL_FILE))
     info: dict[str, Any] = {"model_class": class_path(type(model)), "sklearn_wrapper": wrapper}
-    requirements = [("lightgbm",), ("numpy",), ("scipy",)]
+    requirements: list[tuple[str, ...]] = [("lightgbm",), ("numpy",), ("scipy",)]
     if wrapper:
         shell = copy.copy(model)
         shell._Booster = None
