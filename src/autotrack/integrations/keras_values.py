@@ -1,0 +1,213 @@
+"""What the Keras integration records, computed from Keras objects and fit arguments: pure
+functions (no logging, no Keras import), so each is easy to test on its own."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+#: fit arguments that are data or plumbing rather than training settings.
+NOT_PARAMS = frozenset(
+    {"self", "x", "y", "callbacks", "validation_data", "verbose", "sample_weight", "kwargs"}
+)
+DEFAULT_BATCH_SIZE = 32  # what Keras uses for arrays when batch_size is None
+EXAMPLE_ROWS = 5
+
+
+def fit_params(arguments: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The fit arguments that shape training, with Keras' defaults for those not passed."""
+    merged = {**defaults, **arguments}
+    return {k: v for k, v in merged.items() if k not in NOT_PARAMS and not k.startswith("_")}
+
+
+def batch_size_of(x: Any, batch_size: Any) -> int | None:
+    """The batch size training really used: the argument, Keras' default for arrays, a
+    batched tf.data pipeline's own size, or a PyDataset's `batch_size` attribute."""
+    if batch_size is not None:
+        return int(batch_size)
+    dataset, depth = x, 0
+    while dataset is not None and depth < 16:  # tf.data: walk .prefetch().cache()... to .batch()
+        size = getattr(dataset, "_batch_size", None)
+        if size is not None:
+            return int(size)
+        dataset, depth = getattr(dataset, "_input_dataset", None), depth + 1
+    if is_array_like(x):
+        return DEFAULT_BATCH_SIZE
+    size = getattr(x, "batch_size", None)
+    return size if isinstance(size, int) else None
+
+
+def is_array_like(x: Any) -> bool:
+    if isinstance(x, Mapping):
+        return bool(x) and all(is_array_like(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return bool(x) and all(is_array_like(v) for v in x)
+    return hasattr(x, "shape") and hasattr(x, "dtype") and not hasattr(x, "element_spec")
+
+
+def flatten_config(prefix: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"learning_rate": 0.01}` -> `{"<prefix>_learning_rate": 0.01}`; a serialised Keras
+    object (a schedule) becomes its class name plus its own flattened config."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key == "name":
+            continue
+        name = f"{prefix}_{key}"
+        if isinstance(value, Mapping) and "class_name" in value:
+            out[name] = value["class_name"]
+            inner = value.get("config")
+            if isinstance(inner, Mapping):
+                out.update(flatten_config(name, inner))
+        elif isinstance(value, Mapping):
+            out.update(flatten_config(name, value))
+        else:
+            out[name] = value
+    return out
+
+
+def optimizer_params(optimizer: Any) -> dict[str, Any]:
+    """`optimizer_name` and `optimizer_<key>` for every entry of the optimizer's config."""
+    if optimizer is None or isinstance(optimizer, str):
+        return {"optimizer_name": optimizer} if optimizer else {}
+    params: dict[str, Any] = {"optimizer_name": type(optimizer).__name__}
+    params.update(flatten_config("optimizer", optimizer.get_config()))
+    return params
+
+
+def describe(value: Any) -> str:
+    """A readable name for a loss or metric given as a string, function, object, a serialised
+    Keras object, or a list/dict of those (multi-output models)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        if "class_name" in value:
+            config = value.get("config")
+            if isinstance(config, str):  # a serialised function
+                return config
+            if isinstance(config, Mapping) and config.get("name"):
+                return str(config["name"])
+            return str(value["class_name"])
+        return ", ".join(f"{k}: {describe(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(describe(v) for v in value)
+    name = getattr(value, "name", None) or getattr(value, "__name__", None)
+    return str(name) if name else type(value).__name__
+
+
+def compile_params(compile_config: Mapping[str, Any] | None, loss: Any) -> dict[str, Any]:
+    """`loss`, `metrics`, `weighted_metrics`, `loss_weights` as given to `compile`."""
+    config = dict(compile_config or {})
+    params: dict[str, Any] = {"loss": describe(config.get("loss", loss))}
+    for key in ("metrics", "weighted_metrics"):
+        if config.get(key):
+            params[key] = describe(config[key])
+    if config.get("loss_weights") is not None:
+        params["loss_weights"] = config["loss_weights"]
+    return params
+
+
+def param_counts(model: Any) -> dict[str, int]:
+    """Total, trainable and non-trainable parameter counts of a built model."""
+    trainable = sum(_size(w) for w in model.trainable_weights)
+    frozen = sum(_size(w) for w in model.non_trainable_weights)
+    return {
+        "total_params": trainable + frozen,
+        "trainable_params": trainable,
+        "non_trainable_params": frozen,
+    }
+
+
+def _size(weight: Any) -> int:
+    return math.prod(int(d) for d in tuple(weight.shape))
+
+
+def scalar(value: Any) -> float | None:
+    """A metric value as a float, or None for what is not one number (a per-class array)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        import numpy as np
+
+        array = np.asarray(value)
+        return float(array.reshape(())) if array.size == 1 and array.dtype.kind in "fiu" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def scalar_metrics(logs: Mapping[str, Any] | None, prefix: str = "") -> dict[str, float]:
+    """Every single-number entry of a Keras logs dict, keys kept as Keras names them."""
+    out: dict[str, float] = {}
+    for key, value in (logs or {}).items():
+        number = scalar(value)
+        if number is not None:
+            out[prefix + str(key)] = number
+    return out
+
+
+def early_stopping_params(callback: Any) -> dict[str, Any]:
+    """How an EarlyStopping callback was configured."""
+    keys = ("monitor", "patience", "min_delta", "baseline", "restore_best_weights",
+            "start_from_epoch", "mode")  # fmt: skip
+    return {f"early_stopping_{k}": getattr(callback, k) for k in keys if hasattr(callback, k)}
+
+
+def early_stopping_results(callback: Any, restores_at_end: bool) -> dict[str, float]:
+    """`stopped_epoch` (when it stopped training), `best_epoch`, `best_<monitor>` and
+    `restored_epoch` (when the best weights were put back: Keras 3 restores at the end of
+    training whether or not it stopped early; Keras 2 only when it stopped)."""
+    out: dict[str, float] = {}
+    stopped = int(getattr(callback, "stopped_epoch", 0) or 0)
+    if stopped > 0:
+        out["stopped_epoch"] = stopped
+    best = scalar(getattr(callback, "best", None))
+    if best is not None and math.isfinite(best):
+        out[f"best_{callback.monitor}"] = best
+        out["best_epoch"] = int(getattr(callback, "best_epoch", 0) or 0)
+        restored = getattr(callback, "restore_best_weights", False) and (
+            getattr(callback, "best_weights", None) is not None
+        )
+        if restored and (stopped > 0 or restores_at_end):
+            out["restored_epoch"] = out["best_epoch"]
+    return out
+
+
+def learning_rate(optimizer: Any) -> float | None:
+    """The optimizer's current learning rate (a Keras 2 schedule is evaluated at the step)."""
+    value = getattr(optimizer, "learning_rate", None)
+    if value is None:
+        return None
+    if callable(value) and not hasattr(value, "dtype"):
+        value = value(optimizer.iterations)
+    return scalar(value)
+
+
+def with_callback(callbacks: Any, extra: Any) -> list[Any]:
+    """A new list: the user's callbacks (a list, tuple, one callback or a CallbackList) + extra."""
+    if callbacks is None:
+        return [extra]
+    if isinstance(callbacks, (list, tuple)):
+        return [*callbacks, extra]
+    inner = getattr(callbacks, "callbacks", None)  # a keras CallbackList
+    if isinstance(inner, list):
+        return [*inner, extra]
+    return [callbacks, extra]
+
+
+def replace_argument(
+    names: list[str], args: tuple[Any, ...], kwargs: dict[str, Any], name: str, value: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """New (args, kwargs) with argument `name` set to `value`, wherever the user passed it."""
+    index = names.index(name)
+    if index < len(args):
+        return (*args[:index], value, *args[index + 1 :]), dict(kwargs)
+    return tuple(args), {**kwargs, name: value}
+
+
+def head(data: Any, rows: int = EXAMPLE_ROWS) -> Any:
+    """The first rows of array-like inputs (dicts and lists of arrays included)."""
+    if isinstance(data, Mapping):
+        return {k: head(v, rows) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [head(v, rows) for v in data]
+    return data.iloc[:rows] if hasattr(data, "iloc") else data[:rows]
