@@ -469,6 +469,9 @@ def test_log_model_without_a_run_starts_one(fitted):
     assert isinstance(load_model(info.uri), LogisticRegression)
 
 
-def test_bad_runs_uri():
+def test_model_at_the_run_root_and_bad_runs_uri(fitted):
+    with autotrack.start_run() as run:
+        log_model(fitted, "")
+    assert isinstance(load_model(f"runs:/{run.run_id}"), LogisticRegression)
     with pytest.raises(ModelError, match="runs:/<run_id>/<artifact path>"):
-        load_model("runs:/abc")
+        load_model("runs:/")

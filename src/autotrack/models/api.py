@@ -213,11 +213,12 @@ class Predictor:
 
 
 def resolve_uri(uri: PathLike) -> Path:
-    """Local directory of `runs:/<run_id>/<path>`, `file://...` or a plain path."""
+    """Local directory of `runs:/<run_id>/<path>` (no path: the run's artifact root),
+    `file://...` or a plain path."""
     text = os.fspath(uri)
     if text.startswith("runs:/"):
         run_id, _, relative = text[len("runs:/") :].strip("/").partition("/")
-        if not run_id or not relative:
+        if not run_id:
             raise ModelError(f"{text!r} is not of the form runs:/<run_id>/<artifact path>")
         from autotrack import tracking
 
