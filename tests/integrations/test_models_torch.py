@@ -148,3 +148,13 @@ def test_log_model_and_load_by_runs_uri(trained):
     assert info.uri == f"runs:/{run.run_id}/model"
     module = load_model(info.uri, model_class=Net)
     np.testing.assert_array_equal(_eval_output(module, X), _eval_output(net, X))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_module_saves_from_gpu_and_predicts_on_its_device(tmp_path, trained):
+    net, X = trained
+    expected = _eval_output(net, X)
+    save_model(net.to("cuda"), tmp_path / "m", X=X)
+    module = load_model(tmp_path / "m", model_class=Net).to("cuda")
+    predictor = load_model(tmp_path / "m", model_class=module, as_predictor=True)
+    np.testing.assert_allclose(predictor.predict(X.numpy()), expected, rtol=1e-5, atol=1e-6)
