@@ -233,8 +233,10 @@ class ToyIntegration(Integration):
         self.faults = Faults()
         self.events: list = []
         self.extras: list[str] = []
+        self.targets_calls = 0
 
     def targets(self, module: types.ModuleType) -> list[PatchTarget]:
+        self.targets_calls += 1
         self.faults.check("targets")
         fit = FitHooks(self.faults, self.events)
         models = module.models

@@ -290,7 +290,7 @@ def _on_import(module: types.ModuleType) -> None:
 def version_problem(version: str, supported: str) -> str | None:
     """Why `version` is not known to be supported (pre-releases and unparsable ones are not)."""
     try:
-        if Version(version) in SpecifierSet(supported):
+        if SpecifierSet(supported).contains(Version(version), prereleases=False):
             return None
     except (InvalidVersion, InvalidSpecifier):
         return f"version {version!r} cannot be checked against {supported}"
