@@ -366,6 +366,18 @@ def test_input_example_is_plain_json_and_decodes_back():
     assert decoded["n"].dtype == np.int64 and decoded["when"].iloc[1] == frame["when"].iloc[1]
 
 
+def test_data_that_cannot_be_described_costs_the_signature_not_the_model(tmp_path, fitted):
+    opaque = (row for row in range(3))  # a generator: numpy would wrap it as one object
+    with pytest.warns(UserWarning) as record:
+        save_model(fitted, tmp_path / "m", X=opaque)
+    messages = [str(w.message) for w in record]
+    assert any("could not infer the model signature" in m for m in messages)
+    assert any("could not save the input example" in m for m in messages)
+    assert not (tmp_path / "m" / "signature.json").exists()
+    assert not (tmp_path / "m" / "input_example.json").exists()
+    assert isinstance(load_model(tmp_path / "m"), LogisticRegression)
+
+
 def test_input_example_off_still_writes_signature(tmp_path, iris, fitted):
     X, _ = iris
     save_model(fitted, tmp_path / "m", X=X, log_input_example=False)

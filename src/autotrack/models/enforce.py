@@ -17,6 +17,7 @@ from autotrack.models.signature import (
     Spec,
     dtype_name,
     format_shape,
+    plain_array,
     type_is,
 )
 
@@ -149,7 +150,7 @@ def _as_array(data: Any) -> Any:
         return data.detach().cpu().numpy()
     if hasattr(data, "numpy") and hasattr(data, "dtype"):  # TF eager tensors, JAX arrays
         return np.asarray(data.numpy())
-    return np.asarray(data)
+    return plain_array(data)
 
 
 def _names(names: list[Any], noun: str) -> str:

@@ -102,12 +102,21 @@ def schema_of(data: Any) -> tuple[Spec, ...]:
 
 def _tensor_spec(value: Any, name: str | None = None) -> Spec:
     if not (hasattr(value, "shape") and hasattr(value, "dtype")):
-        import numpy as np
-
-        value = np.asarray(value)
+        value = plain_array(value)
     dims = tuple(int(d) if d is not None else ANY_SIZE for d in tuple(value.shape))
     shape = (ANY_SIZE, *dims[1:]) if dims else ()
     return Spec(dtype=dtype_name(value.dtype), name=name, shape=shape)
+
+
+def plain_array(value: Any) -> Any:
+    """`np.asarray(value)`, refusing opaque objects (a DMatrix, a generator) that numpy would
+    wrap as a 0-d object array: a signature or example made from that would be nonsense."""
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.ndim == 0 and array.dtype == object:
+        raise TypeError(f"cannot describe a {type(value).__name__} as an array")
+    return array
 
 
 def dtype_name(dtype: Any) -> str:
