@@ -75,10 +75,8 @@ export async function runView(root, runId) {
 
   async function renderCharts(run) {
     const keys = run.metric_keys.filter((m) => m.count > 1).map((m) => m.key);
-    if (!keys.length) {
-      fill(chartsBox, h("p", { class: "muted" }, "No metric has more than one point."));
-      return;
-    }
+    chartsBox.closest("section").hidden = !keys.length;  // single values are in the table
+    if (!keys.length) return;
     const histories = {};
     for (let i = 0; i < keys.length; i += 100) {
       const got = await api("/api/metric-history", { run_id: runId, key: keys.slice(i, i + 100), max_points: 1000 });

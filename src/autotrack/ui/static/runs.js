@@ -21,8 +21,8 @@ function pickExperiment(experiments, wanted) {
 
 function defaultColumns(columns) {
   return {
-    params: columns.params.slice(0, 6).map((c) => c.key),
-    metrics: columns.metrics.slice(0, 6).map((c) => c.key),
+    metrics: columns.metrics.slice(0, 5).map((c) => c.key),
+    params: columns.params.slice(0, 4).map((c) => c.key),
     tags: [],
   };
 }
@@ -141,7 +141,7 @@ export async function runsView(root, query) {
 
   function renderTable() {
     const { data, chosen } = state;
-    const kinds = ["params", "metrics", "tags"].filter((k) => chosen[k].length);
+    const kinds = ["metrics", "params", "tags"].filter((k) => chosen[k].length);
     const showExp = state.exp === "";
     const groupRow = h("tr", { class: "group-row" },
       h("th", { colspan: BASE_COLUMNS.length + 1 + (showExp ? 1 : 0) }),
