@@ -20,6 +20,9 @@ import pytest
 
 import autotrack
 from autotrack import engine, tracking
+from autotrack.autolog import make_autolog
+from autotrack.integrations import IntegrationInfo
+from autotrack.integrations.base import Hooks, Integration, PatchTarget
 from autotrack.safety import AutotrackWarning
 from engine_toy import autolog_module, clean_state, runs, toy_context
 
@@ -375,3 +378,69 @@ def test_wrapped_methods_keep_signature_name_doc_and_inspect(toy):
     assert inspect.getsource(fw.Base.fit) == before["source"]
     assert inspect.isfunction(vars(fw.Base)["fit"]) and inspect.ismethod(fw.Model().fit)
     assert fw.metrics.score.__module__ == f"{toy.name}.metrics"
+
+
+# -- real scikit-learn: a search's folds on joblib's threading backend ---------------------------
+class SklearnFit(Hooks):
+    def run_name(self, call):
+        return type(call.instance).__name__
+
+    def after(self, call, result):
+        call.run.log_param("estimator", type(call.instance).__name__)
+
+
+class SklearnProbe(Integration):
+    name = "sklearn_threads_probe"
+
+    def targets(self, module):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection._search import BaseSearchCV
+
+        hooks = SklearnFit()
+        return [
+            PatchTarget(LogisticRegression, "fit", hooks),
+            PatchTarget(BaseSearchCV, "fit", hooks),
+        ]
+
+
+@pytest.fixture
+def sklearn_probe():
+    import sklearn  # noqa: F401 (imported first: autolog patches at once)
+
+    info = IntegrationInfo(SklearnProbe.name, "x", ("sklearn",), "scikit-learn", ">=1", ())
+    autolog = make_autolog(SklearnProbe(), info)
+    autolog()
+    yield autolog
+
+
+def grid_search():
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = load_iris(return_X_y=True)
+    search = GridSearchCV(LogisticRegression(max_iter=300), {"C": [0.1, 1.0, 10.0]}, cv=3, n_jobs=2)
+    with joblib.parallel_backend("threading", n_jobs=2):
+        return search.fit(X, y)
+
+
+def test_grid_search_on_joblibs_threading_backend_is_one_run(sklearn_probe):
+    search = grid_search()
+    assert search.best_params_["C"] in (0.1, 1.0, 10.0)
+    assert [(r.run_name, r.params) for r in runs()] == [
+        ("GridSearchCV", {"estimator": "GridSearchCV"})
+    ]
+
+
+def test_two_user_threads_searching_at_once_make_two_runs(sklearn_probe):
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: grid_search(), range(2)))
+    assert sorted(r.run_name for r in runs()) == ["GridSearchCV", "GridSearchCV"]
+
+
+def test_grid_search_folds_would_record_without_context_carrying(sklearn_probe):
+    autolog_module._context_patches.revert_all()
+    grid_search()
+    names = [r.run_name for r in runs()]
+    assert names.count("GridSearchCV") == 1 and names.count("LogisticRegression") >= 9
