@@ -42,7 +42,7 @@ REGISTRY: tuple[IntegrationInfo, ...] = (
     IntegrationInfo(
         "pytorch",
         "pytorch",
-        ("torch",),
+        ("torch", "lightning", "pytorch_lightning"),
         "torch",
         ">=2.1,<3",
         ("2.13.0",),
