@@ -137,7 +137,7 @@ def ui(session: nox.Session) -> None:
     if not shutil.which("chromium") and os.geteuid() == 0:
         session.run("apt-get", "update", "-qq", external=True)
         session.run("apt-get", "install", "-y", "-qq", "chromium", external=True)
-    install(session, "-e", ".[ui]", "playwright", "scikit-learn", "pandas", *BASE)
+    install(session, "-e", ".", "playwright", "scikit-learn", "pandas", *BASE)
     pytest(session, "tests/test_ui*.py")
 
 
