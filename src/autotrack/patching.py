@@ -15,7 +15,7 @@ import copy
 import importlib
 import sys
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import wrapt
@@ -77,6 +77,7 @@ class PatchWrapper(wrapt.FunctionWrapper):  # type: ignore[misc]
     joblib pickles it for worker processes."""
 
     __bound_function_wrapper__ = _BoundPatchWrapper
+    _self_location: tuple[Any, str]  # (owner, attribute), set once installed
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, tuple[Any, str]]:
         return _reference(*self._self_location)
@@ -98,6 +99,7 @@ def is_autotrack_proxy(value: Any) -> bool:
 def raw_attribute(owner: Any, attribute: str) -> tuple[Any, bool]:
     """(raw value, defined by owner itself). Inherited values come from the MRO; an autotrack
     proxy found on a base class is looked through, so patches never stack on each other."""
+    namespace: Mapping[str, Any]
     if isinstance(owner, types.ModuleType):
         namespace = vars(owner)
         if attribute not in namespace:

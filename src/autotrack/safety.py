@@ -205,9 +205,9 @@ def _call_context(owner: Any, defaults: _Context) -> _Context:
     """(integration, silent, run) for a callback: from its `call` (a base.Call) if it has one."""
     call = getattr(owner, "call", None) if owner is not None else None
     config = getattr(call, "config", None)
-    if config is not None and hasattr(call, "integration"):
-        return call.integration.name, bool(config.silent), call.run
-    return defaults
+    if call is None or config is None or not hasattr(call, "integration"):
+        return defaults
+    return call.integration.name, bool(config.silent), call.run
 
 
 def _guard(
