@@ -5,6 +5,7 @@ One process, few short fits: TensorFlow is slow to import and the CI machine is 
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 
@@ -249,6 +250,27 @@ def test_functional_model_on_tf_data(autolog, data):
     loaded = autotrack.load_model(f"runs:/{run.run_id}/model")
     np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0), rtol=1e-6)
     assert "dataset.train.digest" not in run.tags  # a pipeline is not read a second time
+
+
+def test_generator_input_gets_params_metrics_and_a_signature_from_the_model(autolog, data):
+    X, y, _, _ = data
+
+    def batches():
+        while True:
+            for start in range(0, 64, 16):
+                yield X[start : start + 16], y[start : start + 16]
+
+    model = _sequential()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Keras: shuffle ignored for generators
+        model.fit(batches(), steps_per_epoch=4, epochs=2, verbose=0)
+    run = _only_run()
+    assert run.params["steps_per_epoch"] == "4"
+    assert "batch_size" not in run.params  # unknowable without reading the generator
+    assert [s for s, _ in _history(run.run_id, "loss")] == [0, 1]
+    with open(autotrack.artifact_path(run.run_id, "model/signature.json")) as file:
+        signature = json.load(file)
+    assert signature["inputs"] == [{"dtype": "float32", "shape": [-1, 4]}]
 
 
 class TinyNet(keras.Model):

@@ -332,11 +332,13 @@ def _log_model(call: Call) -> None:
     assert run is not None
     example = _example_of(call.argument("x"))
     outputs = model(example, training=False) if example is not None else None
+    signature = None if example is not None else _symbolic_signature(model)
     folder = Path(tempfile.mkdtemp(prefix="autotrack-keras-"))
     try:
         save_model(
             model,
             folder / "model",
+            signature=signature,
             X=example,
             y_pred=outputs,
             log_input_example=config.log_input_examples,
@@ -346,6 +348,22 @@ def _log_model(call: Call) -> None:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     run.defer(_upload_model, run, folder)
+
+
+def _symbolic_signature(model: Any) -> Any:
+    """The signature from a functional/Sequential model's own input and output tensors, when
+    no data could be sliced (generators, PyDatasets)."""
+    from autotrack.models.signature import infer_signature
+
+    try:
+        inputs, outputs = list(model.inputs or ()), list(model.outputs or ())
+    except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
+        return None
+    if not inputs:
+        return None
+    return infer_signature(
+        inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs
+    )
 
 
 def _upload_model(run: Any, folder: Path) -> None:
