@@ -90,6 +90,14 @@ def test_importing_models_imports_no_framework():
     assert out.stdout.strip() == "[]"
 
 
+def test_top_level_api_is_the_models_api():
+    from autotrack import models
+
+    assert autotrack.save_model is models.save_model
+    assert autotrack.log_model is models.log_model
+    assert autotrack.load_model is models.load_model
+
+
 # -- signatures ----------------------------------------------------------------------------
 def test_signature_of_dataframe_names_columns_and_dtypes():
     frame = pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2], "c": ["x", "y"]})
