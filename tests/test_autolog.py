@@ -264,8 +264,9 @@ def test_explicit_config_is_never_overwritten_by_a_later_global_call(registered_
     import toyreg_fw
 
     registered_toy.autolog(extra_tags={"who": "explicit"})
-    autotrack.autolog(extra_tags={"who": "global"})
-    autotrack.autolog(disable=True)
+    with autotrack_warnings():
+        autotrack.autolog(extra_tags={"who": "global"})
+        autotrack.autolog(disable=True)
     toyreg_fw.Model().fit([1])
     assert [r.tags["who"] for r in runs()] == ["explicit"]
 

@@ -103,11 +103,12 @@ def test_interrupts_are_never_contained():
 
 @pytest.mark.usefixtures("lenient")
 def test_errors_are_recorded_on_the_run():
-    with autotrack.start_run() as run:
+    with autotrack.start_run() as run, autotrack_warnings() as caught:
         with contained("after", "sklearn", run=run):
             raise ValueError("could not draw the ROC curve")
         with contained("callback", "keras", run=run):
             raise KeyError("val_loss")
+    assert len(caught) == 2
     recorded = autotrack.get_run(run.run_id)
     summary = recorded.tags["autotrack.errors"]
     assert summary.startswith("2 error(s): after: ValueError: could not draw the ROC curve")

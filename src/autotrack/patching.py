@@ -250,6 +250,8 @@ def module_references(functions: Iterable[Any]) -> dict[int, list[tuple[types.Mo
             namespace = object.__getattribute__(module, "__dict__")
         except AttributeError:
             continue
+        if wanted.isdisjoint(map(id, list(namespace.values()))):
+            continue  # the common case, checked without a Python-level loop
         for name, value in list(namespace.items()):
             if id(value) in wanted and not name.startswith("__"):
                 found.setdefault(id(value), []).append((module, name))
