@@ -95,7 +95,7 @@ def _hash_array(hasher: Any, array: Any) -> None:
             hasher.update("\x1f".join(_typed_repr(v) for v in chunk).encode("utf-8", "replace"))
         return
     contiguous = np.ascontiguousarray(array)
-    hasher.update(memoryview(contiguous.reshape(-1).view(np.uint8)))
+    hasher.update(contiguous.reshape(-1).view(np.uint8).data)
 
 
 def _typed_repr(value: Any) -> str:
@@ -119,7 +119,7 @@ def _hash_series(hasher: Any, column: Any) -> None:
     import pandas as pd
 
     rows = pd.util.hash_pandas_object(column, index=False, categorize=False)
-    hasher.update(memoryview(np.ascontiguousarray(rows.to_numpy()).view(np.uint8)))
+    hasher.update(np.ascontiguousarray(rows.to_numpy()).view(np.uint8).data)
 
 
 def _hash_sparse(hasher: Any, matrix: Any) -> None:

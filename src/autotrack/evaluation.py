@@ -147,18 +147,6 @@ class Evaluation:
             y_true, y_pred = y_true[keep], y_pred[keep]
         return {"y_true": y_true.tolist(), "y_pred": y_pred.tolist()}
 
-    def plot_data(self) -> dict[str, Any]:
-        """Everything a UI needs to redraw the plots, JSON-ready."""
-        data: dict[str, Any] = {"kind": self.kind, "metrics": dict(self.metrics)}
-        if self.kind == "classifier":
-            data["labels"] = [_jsonable(v) for v in self.labels]
-            data["confusion_matrix"] = self.confusion_matrix
-            data["roc_curves"] = [c.to_dict() for c in self.roc_curves]
-            data["precision_recall_curves"] = [c.to_dict() for c in self.pr_curves]
-        elif self.kind == "regressor":
-            data["predictions"] = self.prediction_points
-        return data
-
 
 # -- what to compute -------------------------------------------------------------------------
 def task_kind(estimator: Any) -> str:
@@ -211,17 +199,57 @@ def evaluate(
 def _classifier(
     estimator: Any, X: Any, y: Any, sample_weight: Any, y_pred: Any, name: str
 ) -> Evaluation:
-    import numpy as np
-    from sklearn import metrics as m
-
     if y_pred is None:
         y_pred = estimator.predict(X)
     labels = list(getattr(estimator, "classes_", []))
-    result = Evaluation("classifier", {}, y, y_pred, None, labels, sample_weight, name)
-    if y is None:
+    score, proba = (None, False)
+    if y is not None and _is_1d(y) and _is_1d(y_pred):
+        score, proba = _scores(estimator, X, labels)
+    result = from_predictions(
+        "classifier", y, y_pred, score, labels, sample_weight, proba=proba, estimator_name=name
+    )
+    if y is not None:
+        known = result.metrics.get("accuracy_score")
+        _put(result.metrics, "score", lambda: _score(estimator, X, y, sample_weight, known))
+    return result
+
+
+def from_predictions(
+    kind: str,
+    y_true: Any,
+    y_pred: Any,
+    y_score: Any = None,
+    labels: list[Any] | None = None,
+    sample_weight: Any = None,
+    *,
+    proba: bool = True,
+    estimator_name: str = "",
+) -> Evaluation:
+    """The suite from predictions alone (out-of-fold predictions, a model scored elsewhere).
+
+    `y_score`: class probabilities (`proba=True`) or decision values, columns in `labels`
+    order; for binary tasks a 1-D score of the second label is accepted.
+    """
+    with evaluating():
+        if kind == "regressor":
+            return _regression_metrics(y_true, y_pred, sample_weight, estimator_name)
+        if kind != "classifier":
+            return Evaluation(kind, {}, y_true, y_pred, estimator_name=estimator_name)
+        result = Evaluation(
+            "classifier", {}, y_true, y_pred, y_score, list(labels or []), sample_weight,
+            estimator_name,
+        )  # fmt: skip
+        if y_true is not None:
+            _classification_metrics(result, proba)
         return result
-    out = result.metrics
-    w = {"sample_weight": sample_weight}
+
+
+def _classification_metrics(result: Evaluation, proba: bool) -> None:
+    import numpy as np
+    from sklearn import metrics as m
+
+    y, y_pred, labels, out = result.y_true, result.y_pred, result.labels, result.metrics
+    w = {"sample_weight": result.sample_weight}
     single = _is_1d(y) and (not labels or _is_1d(np.asarray(labels)))
     binary = single and len(labels) == 2
     average: dict[str, Any] = (
@@ -229,56 +257,65 @@ def _classifier(
     )
     _put(out, "accuracy_score", lambda: m.accuracy_score(y, y_pred, **w))
     for metric in ("precision_score", "recall_score", "f1_score"):
-        fn = getattr(m, metric)
-        _put(out, metric, lambda fn=fn: fn(y, y_pred, zero_division=0, **average, **w))
-    if single:
-        result.y_score = _scores(estimator, X, labels)
-    if result.y_score is not None and len(labels) >= 2:
-        score = result.y_score
-        if hasattr(estimator, "predict_proba") and score.ndim == 2:
-            _put(out, "log_loss", lambda: m.log_loss(y, score, labels=labels, **w))
-        if binary:
-            column = score if score.ndim == 1 else score[:, 1]
-            _put(out, "roc_auc", lambda: m.roc_auc_score(np.asarray(y) == labels[1], column, **w))
-        elif score.ndim == 2 and np.allclose(score.sum(axis=1), 1.0):
-            _put(
-                out,
-                "roc_auc",
-                lambda: m.roc_auc_score(
-                    y, score, labels=labels, multi_class="ovr", average="weighted", **w
-                ),
-            )
-    _put(out, "score", lambda: _score(estimator, X, y, sample_weight, out.get("accuracy_score")))
-    return result
+        fn: Callable[..., Any] = getattr(m, metric)
+        _put(out, metric, functools.partial(fn, y, y_pred, zero_division=0, **average, **w))
+    score = result.y_score
+    if score is None or not single or len(labels) < 2:
+        return
+    score = np.asarray(score, dtype=float)
+    if proba and score.ndim == 2:
+        _put(out, "log_loss", lambda: m.log_loss(y, score, labels=labels, **w))
+    if binary:
+        column = score if score.ndim == 1 else score[:, 1]
+        _put(out, "roc_auc", lambda: m.roc_auc_score(np.asarray(y) == labels[1], column, **w))
+    elif proba and score.ndim == 2:
+        _put(
+            out,
+            "roc_auc",
+            lambda: m.roc_auc_score(
+                y, score, labels=labels, multi_class="ovr", average="weighted", **w
+            ),
+        )
 
 
-def _scores(estimator: Any, X: Any, labels: list[Any]) -> Any:
-    """Class probabilities if the estimator has them, else decision values; None if neither."""
+def _scores(estimator: Any, X: Any, labels: list[Any]) -> tuple[Any, bool]:
+    """(class probabilities, True) if the estimator has them, else (decision values, False);
+    (None, False) if neither can be had."""
     import numpy as np
 
     for method in ("predict_proba", "decision_function"):
         if hasattr(estimator, method):
             try:
                 score = np.asarray(getattr(estimator, method)(X), dtype=float)
-            except (AttributeError, ValueError, TypeError, NotImplementedError) as exc:
+            except Exception as exc:  # e.g. a method only some configurations support
                 logger.debug("autotrack: %s failed: %r", method, exc)
                 continue
             if score.ndim == 2 and score.shape[1] == 1:
                 score = score.ravel()
             if score.ndim == 1 and len(labels) != 2:
                 continue
+            if score.ndim == 2 and score.shape[1] != len(labels):
+                continue
             if np.isfinite(score).all():
-                return score
-    return None
+                return score, method == "predict_proba"
+    return None, False
 
 
 def _regressor(
     estimator: Any, X: Any, y: Any, sample_weight: Any, y_pred: Any, name: str
 ) -> Evaluation:
-    from sklearn import metrics as m
-
     if y_pred is None:
         y_pred = estimator.predict(X)
+    result = _regression_metrics(y, y_pred, sample_weight, name)
+    if y is not None:
+        known = result.metrics.get("r2_score")
+        _put(result.metrics, "score", lambda: _score(estimator, X, y, sample_weight, known))
+    return result
+
+
+def _regression_metrics(y: Any, y_pred: Any, sample_weight: Any, name: str) -> Evaluation:
+    from sklearn import metrics as m
+
     result = Evaluation(
         "regressor", {}, y, y_pred, sample_weight=sample_weight, estimator_name=name
     )
@@ -291,7 +328,6 @@ def _regressor(
         out["root_mean_squared_error"] = math.sqrt(out["mean_squared_error"])
     _put(out, "mean_absolute_error", lambda: m.mean_absolute_error(y, y_pred, **w))
     _put(out, "r2_score", lambda: m.r2_score(y, y_pred, **w))
-    _put(out, "score", lambda: _score(estimator, X, y, sample_weight, out.get("r2_score")))
     return result
 
 
@@ -349,7 +385,7 @@ def _put(out: dict[str, float], key: str, compute: Callable[[], Any]) -> None:
     """Add one metric; data a metric cannot handle (one class, NaN, multioutput) skips it."""
     try:
         value = float(compute())
-    except (ValueError, TypeError, ZeroDivisionError, IndexError) as exc:
+    except Exception as exc:  # data-dependent: a metric that does not apply to this data
         logger.debug("autotrack: metric %s skipped: %r", key, exc)
         return
     if math.isfinite(value):
@@ -378,7 +414,7 @@ def _thin(x: Any, y: Any) -> tuple[list[float], list[float]]:
     return x.tolist(), y.tolist()
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     item = getattr(value, "item", None)
     value = item() if callable(item) else value
     return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
@@ -402,41 +438,6 @@ def log_evaluation(
     if metrics:
         run.log_metrics(metrics)
     if plots and evaluation.kind in ("classifier", "regressor") and evaluation.y_true is not None:
-        run.defer(_log_plots, run, evaluation, prefix)
+        from autotrack.plots import log_evaluation_plots
 
-
-def _log_plots(run: RunHandle, evaluation: Evaluation, prefix: str) -> None:
-    """Each plot as `<prefix>_<plot>.png` next to its data, `<prefix>_<plot>.json`."""
-    from autotrack import plots
-
-    drawn: dict[str, tuple[Any, dict[str, Any]]] = {}
-    if evaluation.kind == "classifier":
-        labels = [_jsonable(v) for v in evaluation.labels]
-        counts = evaluation.confusion_matrix
-        if counts is not None:
-            figure = plots.confusion_matrix_figure(
-                counts, evaluation.labels, f"{prefix}: confusion matrix"
-            )
-            drawn["confusion_matrix"] = (figure, {"labels": labels, "counts": counts})
-        if evaluation.roc_curves:
-            figure = plots.roc_figure(evaluation.roc_curves, f"{prefix}: ROC curve")
-            points = [c.to_dict() for c in evaluation.roc_curves]
-            drawn["roc_curve"] = (figure, {"x": "fpr", "y": "tpr", "curves": points})
-        if evaluation.pr_curves:
-            figure = plots.precision_recall_figure(
-                evaluation.pr_curves, f"{prefix}: precision-recall curve"
-            )
-            points = [c.to_dict() for c in evaluation.pr_curves]
-            drawn["precision_recall_curve"] = (
-                figure,
-                {"x": "recall", "y": "precision", "curves": points},
-            )
-    elif evaluation.prediction_points is not None:
-        points = evaluation.prediction_points
-        figure = plots.prediction_error_figure(
-            points["y_true"], points["y_pred"], f"{prefix}: prediction error"
-        )
-        drawn["prediction_error"] = (figure, points)
-    for kind, (figure, data) in drawn.items():
-        run.log_figure(figure, f"{prefix}_{kind}.png")
-        run.log_dict(data, f"{prefix}_{kind}.json")
+        run.defer(log_evaluation_plots, run, evaluation, prefix)

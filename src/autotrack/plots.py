@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from autotrack.evaluation import Curve
+    from autotrack.evaluation import Curve, Evaluation
+    from autotrack.tracking import RunHandle
 
 DPI = 100
 
@@ -116,15 +117,53 @@ def feature_importance_figure(
     """Horizontal bars of the `top` features by absolute value, largest at the top."""
     import numpy as np
 
-    values = np.asarray(values, dtype=float).ravel()
-    names = [str(n) for n in names]
-    order = np.argsort(-np.abs(values), kind="stable")[:top][::-1]
+    numbers = np.asarray(values, dtype=float).ravel()
+    labels = [str(n) for n in names]
+    order = np.argsort(-np.abs(numbers), kind="stable")[:top][::-1]
     figure = new_figure(7.0, 1.5 + 0.3 * len(order))
     ax = figure.add_subplot()
     positions = np.arange(len(order))
-    colours = ["tab:blue" if values[i] >= 0 else "tab:red" for i in order]
-    ax.barh(positions, values[order], color=colours)
-    ax.set_yticks(positions, [names[i] for i in order])
+    colours = ["tab:blue" if numbers[i] >= 0 else "tab:red" for i in order]
+    ax.barh(positions, numbers[order], color=colours)
+    ax.set_yticks(positions, [labels[i] for i in order])
     ax.axvline(0.0, color="black", linewidth=0.6)
     ax.set_title(title)
     return figure
+
+
+# -- the plots of one evaluation, as artifacts -----------------------------------------------
+def log_evaluation_plots(run: RunHandle, evaluation: Evaluation, prefix: str) -> None:
+    """Each plot as `<prefix>_<plot>.png` next to its data, `<prefix>_<plot>.json`."""
+    from autotrack.evaluation import jsonable
+
+    drawn: dict[str, tuple[Any, dict[str, Any]]] = {}
+    if evaluation.kind == "classifier":
+        labels = [jsonable(v) for v in evaluation.labels]
+        counts = evaluation.confusion_matrix
+        if counts is not None:
+            figure = confusion_matrix_figure(
+                counts, evaluation.labels, f"{prefix}: confusion matrix"
+            )
+            drawn["confusion_matrix"] = (figure, {"labels": labels, "counts": counts})
+        if evaluation.roc_curves:
+            figure = roc_figure(evaluation.roc_curves, f"{prefix}: ROC curve")
+            curves = [c.to_dict() for c in evaluation.roc_curves]
+            drawn["roc_curve"] = (figure, {"x": "fpr", "y": "tpr", "curves": curves})
+        if evaluation.pr_curves:
+            figure = precision_recall_figure(
+                evaluation.pr_curves, f"{prefix}: precision-recall curve"
+            )
+            curves = [c.to_dict() for c in evaluation.pr_curves]
+            drawn["precision_recall_curve"] = (
+                figure,
+                {"x": "recall", "y": "precision", "curves": curves},
+            )
+    elif evaluation.prediction_points is not None:
+        pairs = evaluation.prediction_points
+        figure = prediction_error_figure(
+            pairs["y_true"], pairs["y_pred"], f"{prefix}: prediction error"
+        )
+        drawn["prediction_error"] = (figure, pairs)
+    for kind, (figure, data) in drawn.items():
+        run.log_figure(figure, f"{prefix}_{kind}.png")
+        run.log_dict(data, f"{prefix}_{kind}.json")
