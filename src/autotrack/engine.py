@@ -192,7 +192,6 @@ def _end_managed(
     """End the run the engine opened; `quiet` keeps an error here from replacing another."""
     if not call.managed or call.run is None:
         return
-    call.managed = False
     try:
         if tracking.active_run() is call.run:
             tracking.end_run(status, wait=False)
