@@ -255,7 +255,8 @@ def evaluation_set(
     weight = eval_weights[index] if eval_weights is not None and len(eval_weights) > index else None
     if X_eval is X and y_eval is y:
         return "training", X, y, sample_weight if weight is None else weight
-    return names[index], X_eval, y_eval, weight
+    name = names[index] if len(names) > index else f"eval_{index}"
+    return name, X_eval, y_eval, weight
 
 
 def log_wrapper_evaluation(

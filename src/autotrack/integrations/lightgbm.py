@@ -1,0 +1,462 @@
+"""LightGBM: `lightgbm.train`, `lightgbm.cv` and the scikit-learn wrappers' `fit`.
+
+Per-iteration metrics come from LightGBM's own callback mechanism (a callable added to a copy
+of the user's callback list, ordered before early stopping so the last iteration is kept);
+params from the booster's resolved parameter list; the model is saved as LightGBM text.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, cast
+
+from autotrack.autolog import make_autolog
+from autotrack.integrations import boosting
+from autotrack.integrations.base import Call, CommonConfig, Hooks, Integration, PatchTarget
+from autotrack.safety import safe_callback_methods
+
+#: Every importance type `Booster.feature_importance` offers.
+IMPORTANCE_TYPES = ("split", "gain")
+
+#: After `record_evaluation` (20), before `early_stopping` (30), which ends training by raising.
+CALLBACK_ORDER = 25
+
+#: Resolved params that are I/O, networking or device plumbing rather than training settings.
+_PLUMBING = {
+    "data", "valid", "header", "label_column", "weight_column", "group_column", "ignore_column",
+    "two_round", "pre_partition", "precise_float_parser", "parser_config_file",
+    "saved_feature_importance_type", "num_machines", "local_listen_port", "time_out",
+    "machine_list_filename", "machines", "gpu_platform_id", "gpu_device_id",
+    "gpu_device_id_list", "gpu_use_dp", "num_gpu", "output_model", "input_model",
+    "output_result", "convert_model", "convert_model_language",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LightGBMConfig(CommonConfig):
+    """`importance_types`: which `Booster.feature_importance` types to log (empty: none)."""
+
+    importance_types: tuple[str, ...] = IMPORTANCE_TYPES
+
+
+# -- what to record (pure) -----------------------------------------------------------------------
+def metrics_of(results: Sequence[Sequence[Any]]) -> Iterator[tuple[str, float]]:
+    """Metric points of one iteration's `evaluation_result_list`: `valid_0-auc`; `cv` entries
+    carry a standard deviation: `valid-auc-mean`, `valid-auc-stdv` (LightGBM's suffixes).
+    LightGBM 3.x names `cv` results `cv_agg` with the set inside the metric name."""
+    for item in results:
+        data_name, metric_name, value = item[0], item[1], item[2]
+        if len(item) < 5:
+            yield f"{data_name}-{metric_name}", value
+            continue
+        if data_name == "cv_agg":
+            data_name, _, rest = metric_name.rpartition(" ")
+            data_name, metric_name = data_name or "valid", rest
+        yield f"{data_name}-{metric_name}-mean", value
+        yield f"{data_name}-{metric_name}-stdv", item[4]
+
+
+def resolved_params(model_text: str) -> dict[str, str]:
+    """The `parameters:` section LightGBM writes into every model, defaults included."""
+    start = model_text.rfind("\nparameters:\n")
+    end = model_text.find("\nend of parameters", start)
+    if start < 0 or end < 0:
+        return {}
+    found = {}
+    for line in model_text[start:end].splitlines():
+        if line.startswith("[") and line.endswith("]") and ": " in line:
+            key, _, value = line[1:-1].partition(": ")
+            if key not in _PLUMBING and value != "":
+                found[key] = value
+    return found
+
+
+def valid_set_names(
+    train_set: Any, valid_sets: Any, valid_names: Any, same: Any = None
+) -> list[str]:
+    """The names LightGBM gives its evaluation sets: the user's, else `valid_<i>`; the training
+    data itself is `training` unless the user named it. `same(i)` says whether entry `i` is the
+    training data (default: identity with `train_set`)."""
+    if valid_sets is None:
+        return []
+    if not isinstance(valid_sets, (list, tuple)):
+        valid_sets = [valid_sets]
+    if isinstance(valid_names, str):
+        valid_names = [valid_names]
+    names = []
+    for i, valid in enumerate(valid_sets):
+        is_train = same(i) if same is not None else valid is train_set
+        if valid_names is not None and len(valid_names) > i:
+            names.append(str(valid_names[i]))
+        else:
+            names.append("training" if is_train else f"valid_{i}")
+    return names
+
+
+def early_stopping(booster: Any, stream: boosting.MetricStream | None) -> dict[str, float]:
+    """Early-stopping results, or {} without early stopping. As LightGBM counts them,
+    `best_iteration` and `stopped_iteration` are 1-based numbers of iterations (the latter from
+    the stream: the returned booster is cut to its best iteration); `best_score` is the first
+    metric on the last evaluation set; every metric at the best iteration is
+    `best_<set>-<metric>`."""
+    best = int(getattr(booster, "best_iteration", 0) or 0)
+    if best <= 0:
+        return {}
+    scores: Mapping[str, Mapping[str, float]] = getattr(booster, "best_score", {}) or {}
+    values = {
+        f"best_{data}-{metric}": float(value)
+        for data, metrics in scores.items()
+        for metric, value in metrics.items()
+    }
+    best_score = None
+    if scores:
+        last = list(scores.values())[-1]
+        if last:
+            best_score = float(next(iter(last.values())))
+    stopped = None
+    if stream is not None and stream.last_step is not None:
+        stopped = stream.last_step + 1
+    return boosting.early_stopping_metrics(best, best_score, stopped, values)
+
+
+def cv_summary(result: Mapping[str, Any], stream: boosting.MetricStream | None) -> dict[str, float]:
+    """When early stopping cut `cv`'s results short of the iterations that ran, the last kept
+    row is the best iteration."""
+    columns = {k: v for k, v in result.items() if isinstance(v, list)}
+    length = min((len(v) for v in columns.values()), default=0)
+    ran = (stream.last_step + 1) if stream is not None and stream.last_step is not None else 0
+    if length == 0 or length >= ran:
+        return {}
+    best = {}
+    for key, values in columns.items():
+        data_metric, _, statistic = key.rpartition("-")
+        data_name, _, metric = data_metric.rpartition(" ")
+        best[f"best_{data_name or 'valid'}-{metric}-{statistic}"] = float(values[length - 1])
+    return boosting.early_stopping_metrics(length, None, ran, best)
+
+
+def aliases(canonical_names: Sequence[str]) -> dict[str, str]:
+    """LightGBM's alias -> canonical name table for `canonical_names` (empty if the private
+    table moved)."""
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        return {
+            alias: name
+            for name in canonical_names
+            for alias in _ConfigAliases.get(name)
+            if alias != name
+        }
+    except Exception:
+        return {}
+
+
+# -- the injected callback -----------------------------------------------------------------------
+class AutotrackCallback:
+    """Streams each iteration's evaluation results into the run; never stops training."""
+
+    def __init__(self, call: Call, stream: boosting.MetricStream) -> None:
+        self.call = call  # tells containment which integration, run and `silent` apply
+        self.stream = stream
+        # instance attributes: LightGBM sets `order` with `__dict__.setdefault`
+        self.order = CALLBACK_ORDER
+        self.before_iteration = False
+
+    def __call__(self, env: Any) -> None:
+        results = env.evaluation_result_list
+        if results:
+            self.stream.add(env.iteration, metrics_of(results))
+
+
+safe_callback_methods(AutotrackCallback, integration="lightgbm")
+
+
+def _inject(call: Call) -> boosting.MetricStream:
+    assert call.run is not None
+    stream = boosting.MetricStream(call.run)
+    callbacks = boosting.with_callback(call.argument("callbacks"), AutotrackCallback(call, stream))
+    boosting.set_argument(call, "callbacks", callbacks)
+    call.state["stream"] = stream
+    return stream
+
+
+def _config(call: Call) -> LightGBMConfig:
+    return cast(LightGBMConfig, call.config)
+
+
+def _raw(dataset: Any) -> tuple[Any, Any]:
+    """A Dataset's raw data and label while it still has them (LightGBM frees raw data once
+    the Dataset is constructed)."""
+    return getattr(dataset, "data", None), getattr(dataset, "label", None)
+
+
+# -- deferred work (autotrack's background worker) ------------------------------------------------
+def _log_resolved(run: Any, booster: Any, logged: set[str]) -> None:
+    resolved = resolved_params(booster.model_to_string())
+    run.log_params(boosting.resolved_extras(resolved, logged, aliases(list(resolved))))
+
+
+def _log_importances(run: Any, booster: Any, types: tuple[str, ...]) -> None:
+    names = booster.feature_name()
+    importances = {}
+    for kind in types:
+        values = booster.feature_importance(importance_type=kind).tolist()
+        importances[kind] = dict(zip(names, values, strict=True))
+    boosting.log_importances(run, importances, "LightGBM")
+
+
+def _log_model(run: Any, model: Any, X: Any, y_pred: Any, config: LightGBMConfig) -> None:
+    from autotrack.models import log_model
+
+    if X is not None and y_pred is None and hasattr(model, "predict"):
+        y_pred = model.predict(_head(X))
+    log_model(
+        model,
+        "model",
+        run=run,
+        X=X,
+        y_pred=y_pred,
+        log_input_example=config.log_input_examples,
+        log_signature=config.log_model_signatures,
+    )
+
+
+def _head(X: Any, rows: int = 5) -> Any:
+    return X.iloc[:rows] if hasattr(X, "iloc") else X[:rows]
+
+
+def _model_input(data: Any) -> Any:
+    """Training data usable for a signature and an example (not a file path)."""
+    if data is None or isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        return None
+    return data if hasattr(data, "shape") else None
+
+
+# -- hooks ---------------------------------------------------------------------------------------
+class TrainHooks(Hooks):
+    """`lightgbm.train(params, train_set, num_boost_round, valid_sets=..., ...)`."""
+
+    ARGUMENTS = ("early_stopping_rounds", "feval", "fobj", "init_model", "learning_rates")
+
+    def before(self, call: Call) -> None:
+        run = call.run
+        assert run is not None
+        params = dict(call.argument("params") or {})
+        train_set = call.argument("train_set")
+        valid_sets = call.argument("valid_sets")
+        names = valid_set_names(train_set, valid_sets, call.argument("valid_names"))
+        logged = boosting.given_params(params)
+        logged["num_boost_round"] = boosting.render(boosting.default_of(call, "num_boost_round"))
+        for name in self.ARGUMENTS:  # some exist only in LightGBM 3.x
+            value = call.argument(name)
+            if value is not None:
+                logged[name] = boosting.render(value)
+        if names:
+            logged["eval_names"] = boosting.render(names)
+        run.log_params(logged)
+        call.state["logged"] = set(logged)
+        call.state["train_data"] = _model_input(_raw(train_set)[0])
+        _inject(call)
+        if call.config.log_datasets:
+            sets = [("train", *_raw(train_set))]
+            for name, valid in zip(names, _as_list(valid_sets), strict=False):
+                if valid is not train_set:
+                    sets.append((name, *_raw(valid)))
+            boosting.log_datasets(run, [s for s in sets if _model_input(s[1]) is not None])
+
+    def after(self, call: Call, result: Any) -> None:
+        run = call.run
+        assert run is not None
+        stream = call.state["stream"]
+        stream.flush()
+        summary = early_stopping(result, stream)
+        if summary:
+            run.log_metrics(summary)
+        config = _config(call)
+        run.defer(_log_resolved, run, result, call.state["logged"])
+        if config.importance_types:
+            run.defer(_log_importances, run, result, tuple(config.importance_types))
+        if config.log_models:
+            run.defer(_log_model, run, result, call.state["train_data"], None, config)
+
+    def on_error(self, call: Call, exc: BaseException) -> None:
+        stream = call.state.get("stream")
+        if stream is not None:
+            stream.flush()  # the iterations before the failure stay recorded
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class CVHooks(Hooks):
+    """`lightgbm.cv(params, train_set, num_boost_round, nfold=..., ...)`: mean and standard
+    deviation per iteration of every metric (`valid-auc-mean`, `valid-auc-stdv`)."""
+
+    ARGUMENTS = (
+        "num_boost_round", "nfold", "stratified", "shuffle", "metrics", "seed",
+        "eval_train_metric", "early_stopping_rounds", "feval", "fobj", "init_model",
+    )  # fmt: skip
+
+    def before(self, call: Call) -> None:
+        run = call.run
+        assert run is not None
+        logged = boosting.given_params(dict(call.argument("params") or {}))
+        for name in self.ARGUMENTS:
+            value = boosting.default_of(call, name)
+            if value is not None:
+                logged[name] = boosting.render(value)
+        if call.argument("folds") is not None:
+            logged["folds"] = boosting.render(call.argument("folds"))
+        run.log_params(logged)
+        _inject(call)
+        if call.config.log_datasets:
+            data, label = _raw(call.argument("train_set"))
+            if _model_input(data) is not None:
+                boosting.log_datasets(run, [("train", data, label)])
+
+    def after(self, call: Call, result: Any) -> None:
+        run = call.run
+        assert run is not None
+        stream = call.state["stream"]
+        stream.flush()
+        summary = cv_summary(result, stream)
+        if summary:
+            run.log_metrics(summary)
+        columns = {k: list(map(float, v)) for k, v in result.items() if isinstance(v, list)}
+        run.defer(run.log_dict, columns, "cv_results.json")
+
+    def on_error(self, call: Call, exc: BaseException) -> None:
+        TrainHooks.on_error(cast(Any, self), call, exc)
+
+
+class FitHooks(Hooks):
+    """`LGBMClassifier.fit(X, y, eval_set=..., callbacks=...)` and the other wrappers: one run
+    with the wrapper's params, per-iteration metrics, the scikit-learn metric suite on the last
+    evaluation set (else the training data), importances and the wrapper as the model."""
+
+    FIT_ARGUMENTS = ("early_stopping_rounds", "eval_metric", "categorical_feature", "feature_name")
+
+    def before(self, call: Call) -> None:
+        run = call.run
+        assert run is not None
+        estimator = call.instance
+        logged = boosting.given_params(estimator.get_params(deep=False))
+        for name in self.FIT_ARGUMENTS:
+            value = call.argument(name)
+            if value is not None and not (isinstance(value, str) and value == "auto"):
+                logged[name] = boosting.render(value)
+        run.set_tags(boosting.estimator_tags(estimator))
+        run.log_params(logged)
+        call.state["logged"] = set(logged)
+        _inject(call)
+
+    def after(self, call: Call, result: Any) -> None:
+        run = call.run
+        assert run is not None
+        stream = call.state["stream"]
+        stream.flush()
+        estimator = call.instance
+        booster = estimator.booster_
+        X, y = call.argument("X"), call.argument("y")
+        eval_set = _wrapper_eval_set(call)
+        # which entry LightGBM called `training` shows only in its results
+        names = _wrapper_eval_names(call, eval_set, set(getattr(estimator, "evals_result_", {})))
+        if names:
+            run.log_param("eval_names", boosting.render(names))
+        summary = early_stopping(booster, stream)
+        if summary:
+            run.log_metrics(summary)
+        evaluation = None
+        if boosting.evaluable(estimator):
+            weights = call.argument("eval_sample_weight")
+            chosen = boosting.evaluation_set(
+                X, y, call.argument("sample_weight"), eval_set, names, weights
+            )
+            evaluation = boosting.log_wrapper_evaluation(run, estimator, *chosen)
+        config = _config(call)
+        if config.log_datasets:
+            sets = [("train", X, y)]
+            for name, (X_eval, y_eval) in zip(names, eval_set, strict=False):
+                if X_eval is not X:
+                    sets.append((name, X_eval, y_eval))
+            boosting.log_datasets(run, sets)
+        run.defer(_log_resolved, run, booster, call.state["logged"])
+        if config.importance_types:
+            run.defer(_log_importances, run, booster, tuple(config.importance_types))
+        if config.log_models:
+            snapshot = copy.copy(estimator)  # a later refit rebinds the original's booster
+            y_pred = getattr(evaluation, "y_pred", None)
+            run.defer(_log_model, run, snapshot, X, y_pred, config)
+
+    def on_error(self, call: Call, exc: BaseException) -> None:
+        TrainHooks.on_error(cast(Any, self), call, exc)
+
+
+def _wrapper_eval_set(call: Call) -> list[tuple[Any, Any]]:
+    """The (X, y) evaluation pairs of a wrapper's fit: `eval_set`, or LightGBM >= 4.7's
+    `eval_X`/`eval_y` (one of each, or tuples of them)."""
+    eval_set = call.argument("eval_set")
+    if eval_set is not None:
+        return [eval_set] if isinstance(eval_set, tuple) else list(eval_set)
+    eval_X, eval_y = call.argument("eval_X"), call.argument("eval_y")
+    if eval_X is None or eval_y is None:
+        return []
+    if isinstance(eval_X, tuple) and isinstance(eval_y, tuple):
+        return list(zip(eval_X, eval_y, strict=False))
+    return [(eval_X, eval_y)]
+
+
+def _wrapper_eval_names(
+    call: Call, eval_set: list[tuple[Any, Any]], trained: set[str]
+) -> list[str]:
+    """LightGBM's names for a wrapper's evaluation sets; the training data passed as one is
+    `training` when LightGBM recognised it (`trained`: the names in `evals_result_`)."""
+    X, y = call.argument("X"), call.argument("y")
+
+    def same(i: int) -> bool:
+        return "training" in trained and eval_set[i][0] is X and eval_set[i][1] is y
+
+    return valid_set_names(None, eval_set, call.argument("eval_names"), same)
+
+
+# -- the integration -----------------------------------------------------------------------------
+class LightGBMIntegration(Integration):
+    name = "lightgbm"
+    config_class = LightGBMConfig
+
+    def targets(self, module: ModuleType) -> list[PatchTarget]:
+        train, cv, fit = TrainHooks(), CVHooks(), FitHooks()
+        targets = [PatchTarget(module, "train", train), PatchTarget(module, "cv", cv)]
+        engine = getattr(module, "engine", None)
+        if engine is not None:
+            targets += [PatchTarget(engine, "train", train), PatchTarget(engine, "cv", cv)]
+        wrappers = getattr(module, "sklearn", None)
+        if wrappers is not None:
+            if hasattr(wrappers, "train"):
+                targets.append(PatchTarget(wrappers, "train", train))
+            for cls in wrapper_classes(wrappers):
+                targets.append(PatchTarget(cls, "fit", fit))
+        return targets
+
+
+def wrapper_classes(module: ModuleType) -> list[type]:
+    """Every scikit-learn wrapper class in `module` that defines `fit` itself."""
+    base = getattr(module, "LGBMModel", None)
+    if base is None:
+        return []
+    return [
+        cls
+        for cls in vars(module).values()
+        if inspect.isclass(cls) and issubclass(cls, base) and "fit" in vars(cls)
+    ]
+
+
+INTEGRATION = LightGBMIntegration()
+autolog = make_autolog(INTEGRATION)
