@@ -112,6 +112,55 @@ def test_runs_view_filters_sorts_and_folds_children(store_uri):
     assert [r["run_id"] for r in page["runs"]] == [r["run_id"] for r in every["runs"][1:3]]
 
 
+def test_runs_are_read_again_only_when_the_store_changed(store_uri):
+    from autotrack.ui.runs_cache import cache_for
+
+    first = finished("first")
+    autotrack.flush()
+    store = autotrack.tracking.get_store()
+    cache = cache_for(autotrack.store.open_store(store_uri))
+    reads = []
+
+    def search():
+        reads.append(1)
+        return store.search_runs(None, autotrack.search.Query(), None, 100)
+
+    runs, columns = cache.get("all", search, data.column_keys)
+    assert columns["params"] == []
+    assert [r.run_id for r in runs] == [first] and len(reads) == 1
+    cache.get("all", search, data.column_keys)
+    assert len(reads) == 1  # nothing written: served from memory
+    second = finished("second")
+    autotrack.flush()
+    runs, _ = cache.get("all", search, data.column_keys)
+    assert len(reads) == 2 and {r.run_id for r in runs} == {first, second}
+    client = Client(store_uri)
+    assert len(client.json("/api/runs")["runs"]) == 2
+    third = finished("third")
+    autotrack.flush()
+    assert third in [r["run_id"] for r in client.json("/api/runs")["runs"]]
+
+
+def test_quick_first_page_then_the_full_answer(store_uri):
+    with make_run("search") as parent:
+        children = [finished(f"child-{i}", nested=True) for i in range(3)]
+    newest = [finished(f"run-{i}") for i in range(5)][::-1]
+    client = Client(store_uri)
+    quick = client.json("/api/runs", quick="1", limit=3)
+    assert quick["partial"] is True and quick["total"] is None
+    assert {r["run_id"] for r in quick["runs"]} <= set(newest)
+    full = client.json("/api/runs", limit=10)
+    assert full["partial"] is False and full["total"] == 6 and full["matched"] == 9
+    ids = [r["run_id"] for r in full["runs"]]
+    assert ids[:3] == [r["run_id"] for r in quick["runs"]]  # the same rows, in the same order
+    assert set(ids[:5]) == set(newest) and ids[5] == parent.run_id
+    assert sorted(c["run_id"] for c in full["runs"][-1]["children"]) == sorted(children)
+    again = client.json("/api/runs", quick="1", limit=10)
+    assert again["partial"] is False and again["runs"] == full["runs"]  # cached: no shortcut
+    sorted_quick = client.json("/api/runs", quick="1", sort="attributes.run_name", filter="")
+    assert sorted_quick["partial"] is False  # a sort needs every run
+
+
 def test_bad_filter_and_sort_are_answered_with_the_reason(store_uri):
     finished("one")
     client = Client(store_uri)
@@ -337,18 +386,18 @@ def test_sort_puts_missing_values_last_in_both_directions():
     ]
 
 
-def test_fold_children_nests_only_under_parents_in_the_result():
+def test_fold_children_nests_only_under_parents_in_the_result_and_pages():
     runs = [
         _run("p"),
         _run("c1", parent="p"),
         _run("g", parent="c1"),
         _run("orphan", parent="gone"),
     ]
-    rows = data.fold_children(runs)
-    assert [r["run_id"] for r in rows] == ["p", "orphan"]
+    total, rows = data.fold_children(runs)
+    assert total == 2 and [r["run_id"] for r in rows] == ["p", "orphan"]
     assert rows[0]["children"][0]["run_id"] == "c1"
     assert rows[0]["children"][0]["children"][0]["run_id"] == "g"
-    assert data.top_level(runs) == [runs[0], runs[3]]
+    assert data.fold_children(runs, offset=1, limit=5) == (2, rows[1:])
 
 
 def test_downsample_keeps_small_histories_and_bounds_long_ones():

@@ -88,8 +88,11 @@ def sort_runs(runs: Sequence[Run], column: str | None, descending: bool) -> list
     return [run for _, run in present] + missing
 
 
-def fold_children(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """Rows for the table: a run whose parent is among `runs` goes under it, order kept."""
+def fold_children(
+    runs: Sequence[Run], offset: int = 0, limit: int | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """Table rows: a run whose parent is among `runs` goes under it, order kept. Returns the
+    number of top-level rows and the rows of one page (only those are turned into JSON)."""
     by_id = {run.run_id: run for run in runs}
     children: dict[str, list[Run]] = {}
     top: list[Run] = []
@@ -106,13 +109,8 @@ def fold_children(runs: Sequence[Run]) -> list[dict[str, Any]]:
         row["children"] = [node(k, seen | {k.run_id}) for k in kids]
         return row
 
-    return [node(run, frozenset({run.run_id})) for run in top]
-
-
-def top_level(runs: Sequence[Run]) -> list[Run]:
-    """The runs shown as table rows (their parent is not in the result)."""
-    ids = {run.run_id for run in runs}
-    return [r for r in runs if not (r.parent_run_id and r.parent_run_id in ids)]
+    end = len(top) if limit is None else offset + limit
+    return len(top), [node(run, frozenset({run.run_id})) for run in top[offset:end]]
 
 
 def column_keys(runs: Iterable[Run]) -> dict[str, list[dict[str, Any]]]:

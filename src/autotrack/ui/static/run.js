@@ -133,6 +133,7 @@ export async function runView(root, runId) {
   }
 
   await render();
+  requestAnimationFrame(() => performance.mark("autotrack:run-painted"));
   return () => { stopped = true; clearTimeout(timer); };
 }
 
