@@ -1,0 +1,163 @@
+"""PyTorch: plain training loops with no code change, and Lightning's Trainer.
+
+`autotrack.pytorch.autolog()` (alias `autotrack.torch.autolog()`, or `autotrack.autolog()`).
+
+Plain loops (rules in `pytorch_loop`, bookkeeping in `pytorch_session`): a run opens at an
+optimizer's first `step()` and ends when the process exits, when the user's enclosing
+`autotrack.start_run()` block ends, or when a new optimizer starts stepping. It records
+- params: `optimizer` and `optimizer.<option>`, `lr_scheduler` and `lr_scheduler.<setting>`,
+  `batch_size` and `dataset_size` of the training DataLoader, `model_class`, `total_params`,
+  `trainable_params`, `seed` (given to `torch.manual_seed`, read back with
+  `torch.initial_seed()`), `device` (and `device_name` on CUDA);
+- metrics: `train_loss` per epoch (mean of the losses `backward()` ran on during one pass over
+  the training DataLoader; step = epoch), `train_loss_step` every `log_every_n_steps` optimizer
+  steps, `lr` per epoch, `val_loss` per epoch (torch.nn loss modules evaluated with gradients
+  disabled), `gpu_peak_memory_mb` per epoch on CUDA;
+- the model: the module the optimizer trains, as a safetensors state dict (`model/`), with its
+  `repr` (`model/model_repr.txt`). `autotrack.load_model(uri)` gives the state dict back,
+  `autotrack.load_model(uri, model_class=Net)` the module.
+Torch's global hooks (optimizer step, module forward while looking for the model) come from
+`enable_extras`; the rest are engine patches: `Tensor.backward`, `DataLoader.__iter__`,
+LR scheduler constructors, `GradScaler.scale` and the `forward` of every
+torch.nn loss class. Lightning: see `pytorch_lightning`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from autotrack.autolog import make_autolog
+from autotrack.integrations import pytorch_lightning
+from autotrack.integrations.base import Call, CommonConfig, Hooks, Integration, PatchTarget
+from autotrack.integrations.pytorch_session import NAME, Recorder
+
+RECORDER = Recorder()
+
+
+@dataclass(frozen=True)
+class PyTorchConfig(CommonConfig):
+    """`log_every_n_steps`: `train_loss_step` (plain loops) and Lightning's step-level metrics
+    every N optimizer steps (one host transfer each); None or 0 turns them off.
+    `log_loops`: record plain training loops (False: Lightning only)."""
+
+    log_every_n_steps: int | None = 50
+    log_loops: bool = True
+
+
+# -- engine hooks for plain loops: each is a few attribute reads --------------------------------
+class BackwardHooks(Hooks):
+    """`Tensor.backward`: the loss. Nothing opens or joins a run here: `records` notes the loss
+    and answers False, the cheapest way through the engine."""
+
+    opens_run = False
+
+    def records(self, call: Call) -> bool:
+        if RECORDER.refresh(call.config):
+            RECORDER.on_backward(call.instance)
+        return False
+
+
+class LossHooks(Hooks):
+    """`forward` of torch.nn loss classes: with gradients disabled, a validation loss."""
+
+    opens_run = False
+
+    def __init__(self, grad_enabled: Any) -> None:
+        self.grad_enabled = grad_enabled
+
+    def records(self, call: Call) -> bool:
+        if self.grad_enabled():
+            return False  # training: the loss arrives through backward()
+        return RECORDER.refresh(call.config) and RECORDER.validation_starts()
+
+    def after(self, call: Call, result: Any) -> None:
+        RECORDER.on_validation_loss(result)
+
+
+class LoaderHooks(Hooks):
+    """`DataLoader.__iter__`: a pass over a loader begins (epochs, the training loader)."""
+
+    opens_run = False
+
+    def records(self, call: Call) -> bool:
+        return RECORDER.refresh(call.config)
+
+    def after(self, call: Call, result: Any) -> None:
+        RECORDER.on_loader_iter(call.instance, result)
+
+
+class SchedulerHooks(Hooks):
+    """LR scheduler constructors: the scheduler's class and settings, for its optimizer."""
+
+    opens_run = False
+
+    def records(self, call: Call) -> bool:
+        return RECORDER.refresh(call.config)
+
+    def after(self, call: Call, result: Any) -> None:
+        RECORDER.on_scheduler(call.instance)
+
+
+class ScaleHooks(Hooks):
+    """`GradScaler.scale(loss)`: remember the unscaled loss for the backward that follows."""
+
+    opens_run = False
+
+    def records(self, call: Call) -> bool:
+        if RECORDER.refresh(call.config) and call.args:
+            RECORDER.on_scale(call.args[0])
+        return False
+
+
+def loop_targets(torch: ModuleType) -> list[PatchTarget]:
+    """Where plain loops are observed (only where torch has no global hook)."""
+    from torch.amp import grad_scaler
+    from torch.nn.modules import loss as losses
+    from torch.optim import lr_scheduler
+    from torch.utils.data import DataLoader
+
+    found = [
+        PatchTarget(torch.Tensor, "backward", BackwardHooks()),
+        PatchTarget(DataLoader, "__iter__", LoaderHooks()),
+        PatchTarget(grad_scaler.GradScaler, "scale", ScaleHooks()),
+    ]
+    scheduler_hooks, loss_hooks = SchedulerHooks(), LossHooks(torch.is_grad_enabled)
+    for _, cls in inspect.getmembers(lr_scheduler, inspect.isclass):
+        if issubclass(cls, lr_scheduler.LRScheduler) and "__init__" in vars(cls):
+            found.append(PatchTarget(cls, "__init__", scheduler_hooks))
+    for _, cls in inspect.getmembers(losses, inspect.isclass):
+        if issubclass(cls, losses._Loss) and "forward" in vars(cls):
+            found.append(PatchTarget(cls, "forward", loss_hooks))
+    return found
+
+
+class PyTorchIntegration(Integration):
+    name = NAME
+    config_class = PyTorchConfig
+
+    def targets(self, module: ModuleType) -> list[PatchTarget]:
+        if module.__name__ == "torch":
+            return loop_targets(module)
+        return pytorch_lightning.targets(module)  # lightning / pytorch_lightning
+
+    def enable_extras(self, module: ModuleType, config: CommonConfig) -> None:
+        RECORDER.enable(config)
+
+    def disable_extras(self) -> None:
+        RECORDER.disable()
+
+
+def end_run(status: str = "FINISHED") -> None:
+    """End the run of the plain loop being recorded now (in a notebook, say, where the process
+    does not exit); the model is logged if the status is FINISHED. The next optimizer step
+    opens a new run."""
+    from autotrack.entities import RunStatus
+
+    RECORDER.end_session(RunStatus(str(status).upper()))
+
+
+INTEGRATION = PyTorchIntegration()
+autolog = make_autolog(INTEGRATION)

@@ -1,0 +1,509 @@
+"""The plain-loop recorder: torch's global hooks and the engine's per-call hooks feed one
+`Recorder`, which keeps one `Session` (an optimizer and its run) at a time.
+
+Every entry point is a few attribute reads on the training thread; the host sees the losses
+once per epoch (and every `log_every_n_steps` steps). See `pytorch_loop` for the rules.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import sys
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Any
+
+from autotrack import engine, safety, tracking
+from autotrack.entities import RunStatus
+from autotrack.integrations import pytorch_loop as loop
+
+NAME = "pytorch"
+MAX_CANDIDATES = 32  # top-level modules remembered while looking for the model
+DISCOVERY_TRIES = 3  # steps after which the model search gives up (and its hooks go)
+
+
+class Session:
+    """One optimizer's run: where its epoch and loss bookkeeping lives."""
+
+    def __init__(self, optimizer: Any, run: tracking.RunHandle, managed: bool, every: int) -> None:
+        self.optimizer = weakref.ref(optimizer)
+        self.run = run
+        self.managed = managed  # autotrack opened the run (and ends it)
+        self.every = every
+        self.model: Any = None  # None until found; see `gave_up`
+        self.gave_up = False  # no called module owns the optimizer's parameters
+        self.example: Any = None  # first input rows of the model, for its signature
+        self.losses = loop.LossBuffer()  # this epoch's
+        self.val = loop.LossBuffer()
+        self.val_step = 0
+        self.epoch = 0
+        self.epoch_open = True
+        self.epoch_steps = 0
+        self.steps = 0
+        self.train_loader: weakref.ref[Any] | None = None
+        self.train_iter: weakref.ref[Any] | None = None
+        self.epoch_len: int | None = None
+        self.val_loader: weakref.ref[Any] | None = None
+        self.tries = 0
+        self.scheduler_logged = False
+        self.others: weakref.WeakSet[Any] = weakref.WeakSet()  # optimizers stepping alongside
+        self.restore_end: Any = None
+
+
+def rank_zero() -> bool:
+    """Under torch.distributed only rank 0 records."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def exhausted(iterator: Any, length: int | None) -> bool:
+    return length is not None and getattr(iterator, "_num_yielded", 0) >= length
+
+
+def _length(iterator: Any) -> int | None:
+    try:
+        return len(iterator)
+    except (TypeError, NotImplementedError):
+        return None
+
+
+class Recorder:
+    """Process-wide state of plain-loop capture (one instance, owned by the integration)."""
+
+    def __init__(self) -> None:
+        self.config: Any = None
+        self.session: Session | None = None
+        self.schedulers: weakref.WeakKeyDictionary[Any, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.known: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.early = loop.LossBuffer()  # losses outside an epoch: they go to the next one
+        self.step_losses: list[Any] = []  # losses since the last optimizer step
+        self.scaled_source: Any = None  # the unscaled loss behind GradScaler.scale
+        self.last_iter: weakref.ref[Any] | None = None
+        self.last_loader: weakref.ref[Any] | None = None
+        self.last_model: weakref.ref[Any] | None = None
+        self.handles: list[Any] = []
+        self.discovery: list[Any] = []
+        self.candidates: dict[int, tuple[weakref.ref[Any], Any]] = {}
+        self.depth = 0
+        self.silent_rank = False
+        self.exit_registered = False
+
+    # -- switching on and off ---------------------------------------------------------------
+    def enable(self, config: Any) -> None:
+        import torch.optim.optimizer  # noqa: F401  (the submodule, for its global hooks)
+
+        self.config = config
+        if not self.handles:
+            hooks = sys.modules["torch.optim.optimizer"]
+            self.handles.append(hooks.register_optimizer_step_post_hook(self.on_step))
+        self._arm()
+
+    def disable(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+        self._disarm()
+        session, self.session = self.session, None
+        if session is not None:
+            self._close(session, RunStatus.FINISHED)
+        self.config = None
+
+    def refresh(self, config: Any) -> bool:
+        """Take the live config from an engine call; False when loops are not recorded."""
+        self.config = config
+        return bool(getattr(config, "log_loops", True)) and not self.silent_rank
+
+    def _contain(self, stage: str, exc: Exception, run: Any = None) -> None:
+        if safety.strict():
+            raise exc
+        silent = bool(getattr(self.config, "silent", False))
+        safety.report(f"callback:{stage}", exc, NAME, silent, run)
+
+    # -- finding the model: a global forward pre-hook, only until the model is known ------------
+    def _arm(self) -> None:
+        if self.discovery:
+            return
+        from torch.nn.modules import module as nn_module
+
+        self.candidates, self.depth = {}, 0
+        self.discovery = [
+            nn_module.register_module_forward_pre_hook(self._forward_pre),
+            nn_module.register_module_forward_hook(self._forward_post, always_call=True),
+        ]
+
+    def _disarm(self) -> None:
+        for handle in self.discovery:
+            handle.remove()
+        self.discovery, self.candidates, self.depth = [], {}, 0
+
+    def _forward_pre(self, module: Any, args: Any) -> None:
+        try:
+            if self.depth == 0 and len(self.candidates) < MAX_CANDIDATES:
+                key = id(module)
+                known = self.candidates.get(key)
+                fresh = known is None or known[0]() is not module
+                if fresh and not engine.recording() and next(module.parameters(), None) is not None:
+                    example = loop.input_example(args[0]) if args else None
+                    self.candidates[key] = (weakref.ref(module), example)
+        except Exception as exc:
+            self._contain("forward", exc)
+        self.depth += 1
+
+    def _forward_post(self, module: Any, args: Any, output: Any) -> None:
+        self.depth = max(self.depth - 1, 0)
+
+    def _resolve(self, session: Session, optimizer: Any) -> None:
+        """Pick the model among the modules called so far (or the previous run's model)."""
+        found = [(ref(), example) for ref, example in self.candidates.values()]
+        modules = [module for module, _ in found if module is not None]
+        previous = self.last_model() if self.last_model is not None else None
+        model = loop.choose_model(
+            modules or ([previous] if previous is not None else []), optimizer
+        )
+        if model is None:
+            session.tries += 1
+            if session.tries >= DISCOVERY_TRIES:
+                self._disarm()
+                session.gave_up = True
+            else:
+                self._arm()
+            return
+        example = next((e for m, e in found if m is model), None)
+        self._disarm()
+        session.model = loop.unwrap_module(model)
+        self.last_model = weakref.ref(session.model)
+        session.example = example
+        params = {
+            **loop.model_params(session.model),
+            **loop.device_params(optimizer_first(optimizer)),
+        }
+        self._log_params(session, params)
+
+    # -- per-step entry points -----------------------------------------------------------------
+    def on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """torch's global optimizer post-hook."""
+        config = self.config
+        if config is None or not getattr(config, "log_loops", True) or engine.recording():
+            return
+        try:
+            session = self.session
+            if session is not None and session.optimizer() is optimizer:
+                self._step(session, optimizer)
+            elif optimizer not in self.known and not self.silent_rank:
+                self._first_step(optimizer)
+        except Exception as exc:
+            self._contain("step", exc, getattr(self.session, "run", None))
+
+    def _step(self, session: Session, optimizer: Any) -> None:
+        session.steps += 1
+        if not session.epoch_open:
+            self._begin_epoch(session)
+        session.epoch_steps += 1
+        if session.every and session.steps % session.every == 0:
+            self._log_step_loss(session)
+        if self.step_losses:
+            self.step_losses = []
+        if session.model is None and not session.gave_up:
+            self._resolve(session, optimizer)
+        ref = session.train_iter
+        if ref is not None:
+            iterator = ref()
+            if iterator is not None and exhausted(iterator, session.epoch_len):
+                self._close_epoch(session)
+
+    def on_backward(self, tensor: Any) -> None:
+        """`Tensor.backward` (before it runs): keep the scalar loss, detached, on its device."""
+        if tensor.numel() != 1 or not tensor.requires_grad:
+            return
+        loss = tensor.detach()
+        if self.scaled_source is not None:
+            loss, self.scaled_source = self.scaled_source, None
+        if loss.dim():
+            loss = loss.reshape(())
+        session = self.session
+        if session is not None and session.epoch_open:
+            session.losses.add(loss)
+        else:
+            self.early.add(loss)
+        if len(self.step_losses) < 256:
+            self.step_losses.append(loss)
+
+    def on_scale(self, outputs: Any) -> None:
+        """`GradScaler.scale(loss)`: the loss to record is the unscaled one."""
+        if getattr(outputs, "numel", None) is not None and outputs.numel() == 1:
+            self.scaled_source = outputs.detach().reshape(())
+
+    def on_loader_iter(self, loader: Any, iterator: Any) -> None:
+        """`DataLoader.__iter__` returned `iterator`: a pass over `loader` begins."""
+        self.last_iter, self.last_loader = weakref.ref(iterator), weakref.ref(loader)
+        session = self.session
+        if session is None:
+            self.early, self.step_losses = loop.LossBuffer(), []
+            return
+        if session.train_loader is not None and session.train_loader() is loader:
+            self._close_epoch(session)
+            self._begin_epoch(session)
+            session.train_iter, session.epoch_len = weakref.ref(iterator), _length(iterator)
+
+    def on_scheduler(self, scheduler: Any) -> None:
+        """An LR scheduler was built: remember its settings for its optimizer's run."""
+        optimizer = getattr(scheduler, "optimizer", None)
+        if optimizer is None:
+            return
+        params = loop.scheduler_params(scheduler)
+        self.schedulers[optimizer] = params
+        session = self.session
+        if session is not None and session.optimizer() is optimizer:
+            self._log_params(session, params)
+
+    def validation_starts(self) -> bool:
+        """A loss module is about to run with gradients disabled: is this validation?"""
+        session = self.session
+        if session is None:
+            return False
+        last = self.last_iter() if self.last_iter is not None else None
+        train = session.train_iter() if session.train_iter is not None else None
+        in_pass = train is not None and not exhausted(train, session.epoch_len)
+        if in_pass and last is train:
+            return False  # a no-grad metric inside the training pass
+        if last is not None and last is not train:
+            loader = self.last_loader() if self.last_loader is not None else None
+            if session.val_loader is None:
+                session.val_loader = self.last_loader
+            elif session.val_loader() is not loader:
+                return False  # another evaluation set (a test set after training)
+        if not in_pass:
+            self._close_epoch(session)
+        if not len(session.val):
+            session.val_step = session.epoch
+        return True
+
+    def on_validation_loss(self, result: Any) -> None:
+        session = self.session
+        if session is None or getattr(result, "numel", None) is None or result.numel() != 1:
+            return
+        session.val.add(result.detach().reshape(()))
+        last = self.last_iter() if self.last_iter is not None else None
+        if last is not None and exhausted(last, _length(last)):
+            train = session.train_iter() if session.train_iter is not None else None
+            if last is not train:
+                self._flush_val(session)
+
+    # -- epochs ---------------------------------------------------------------------------------
+    def _begin_epoch(self, session: Session) -> None:
+        if session.epoch_open:
+            return
+        self._flush_val(session)
+        session.epoch += 1
+        session.epoch_open, session.epoch_steps = True, 0
+        session.losses.extend(self.early)
+        self.early = loop.LossBuffer()
+
+    def _close_epoch(self, session: Session) -> None:
+        if not session.epoch_open or not (session.epoch_steps or len(session.losses)):
+            return
+        session.epoch_open = False
+        metrics: dict[str, float] = {}
+        mean = session.losses.take_mean()
+        if mean is not None:
+            metrics["train_loss"] = mean
+        optimizer = session.optimizer()
+        if optimizer is not None:
+            metrics.update(loop.learning_rates(optimizer))
+        metrics.update(gpu_memory(session.model))
+        if metrics:
+            session.run.log_metrics(metrics, step=session.epoch)
+
+    def _flush_val(self, session: Session) -> None:
+        mean = session.val.take_mean()
+        if mean is not None:
+            session.run.log_metrics({"val_loss": mean}, step=session.val_step)
+
+    def _log_step_loss(self, session: Session) -> None:
+        losses = self.step_losses
+        if not losses:
+            return
+        import torch
+
+        value = losses[0] if len(losses) == 1 else torch.stack(losses).double().mean()
+        session.run.log_metrics({"train_loss_step": float(value.item())}, step=session.steps)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def _first_step(self, optimizer: Any) -> None:
+        self.known.add(optimizer)
+        session = self.session
+        if session is not None:
+            train = session.train_iter() if session.train_iter is not None else None
+            if session.epoch_open and session.epoch_steps and train is not None:
+                session.others.add(optimizer)  # steps in the same pass: one training (a GAN)
+                return
+            self._close(session, RunStatus.FINISHED)
+        session = self._open(optimizer)
+        if session is not None:
+            self._step(session, optimizer)
+
+    def _open(self, optimizer: Any) -> Session | None:
+        config = self.config = live_config() or self.config
+        if config is None or not getattr(config, "log_loops", True):
+            return None
+        if not rank_zero():
+            self.silent_rank = True
+            return None
+        active = tracking.active_run()
+        if active is not None and config.exclusive:
+            return None
+        import torch
+
+        tags = engine.run_tags(NAME, "torch", str(torch.__version__), config)
+        if active is not None:
+            run, managed = active, False
+            run.set_tags(tags)
+        else:
+            run, managed = tracking.create_run(tags=tags), True
+        every = int(getattr(config, "log_every_n_steps", 0) or 0)
+        session = Session(optimizer, run, managed, every)
+        self.session = session
+        session.losses, self.early = self.early, loop.LossBuffer()
+        if not managed:
+            self._watch_user_run(session, active)
+        if not self.exit_registered:
+            self.exit_registered = True
+            atexit.register(self._at_exit)  # after tracking's own: runs before it
+        params = loop.optimizer_params(optimizer)
+        params.update(self.schedulers.get(optimizer, {}))
+        params["seed"] = loop.user_seed()
+        last = self.last_iter() if self.last_iter is not None else None
+        if last is not None and self.last_loader is not None:
+            session.train_loader, session.train_iter = self.last_loader, self.last_iter
+            session.epoch_len = _length(last)
+            loader = self.last_loader()
+            if loader is not None:
+                params.update(loop.loader_params(loader))
+        self._log_params(session, params)
+        return session
+
+    def _log_params(self, session: Session, params: dict[str, Any]) -> None:
+        """Params are write-once: in the user's run, keep values an earlier loop logged."""
+        clean = loop.drop_none(params)
+        if not session.managed and clean:
+            existing = session.run.get().params
+            clean = {
+                k: v for k, v in clean.items() if existing.get(k, tracking.param_value(v))
+                == tracking.param_value(v)
+            }  # fmt: skip
+        if clean:
+            session.run.log_params(clean)
+
+    def _watch_user_run(self, session: Session, run: Any) -> None:
+        """The user's run ends when their block does: flush into it first (and log the model)."""
+        original = run.end
+        recorder = self
+
+        def end(status: Any = "FINISHED", wait: bool = True) -> Any:
+            if recorder.session is session:
+                try:
+                    recorder.end_session(RunStatus(str(status).upper()))
+                except Exception as exc:
+                    recorder._contain("end_run", exc, run)
+            return original(status, wait)
+
+        run.end = end
+        session.restore_end = lambda: vars(run).pop("end", None)
+
+    def end_session(self, status: RunStatus = RunStatus.FINISHED) -> None:
+        """End the current loop's run now; its optimizer stepping again opens a new one."""
+        session = self.session
+        if session is None:
+            return
+        optimizer = session.optimizer()
+        if optimizer is not None:
+            self.known.discard(optimizer)
+        self._close(session, status)
+
+    def _close(self, session: Session, status: RunStatus) -> None:
+        """Flush what the session holds, log the model, end the run if autotrack opened it."""
+        if self.session is session:
+            self.session = None
+        if session.restore_end is not None:
+            session.restore_end()
+        try:
+            self._close_epoch(session)
+            self._flush_val(session)
+            config = self.config
+            wanted = config is not None and config.log_models and session.model is not None
+            if status is RunStatus.FINISHED and wanted:
+                log_module(session.run, session.model, session.example, config)
+        finally:
+            if session.managed:
+                session.run.end(status)
+
+    def _at_exit(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        open_runs = {handle.run_id for handle in tracking.iter_open_runs()}
+        if session.run.run_id not in open_runs:  # ended already (an uncaught exception)
+            self.session = None
+            return
+        try:
+            self._close(session, RunStatus.FINISHED)
+        except Exception as exc:
+            self._contain("exit", exc, session.run)
+
+
+def live_config() -> Any:
+    """The integration's current options. The engine hands them to every patched call; torch's
+    global hooks get none, so a run opening there reads them from autolog's registry."""
+    from autotrack import autolog
+
+    entry = autolog._entries.get(NAME)
+    return entry.live.config if entry is not None else None
+
+
+def optimizer_first(optimizer: Any) -> list[Any]:
+    return loop.optimizer_tensors(optimizer)[:1]
+
+
+def gpu_memory(model: Any) -> dict[str, float]:
+    """Peak GPU memory so far (MiB) on the model's CUDA device; the peak counter is not reset,
+    since the user may read it too."""
+    if model is None:
+        return {}
+    parameter = next(model.parameters(), None)
+    if parameter is None or parameter.device.type != "cuda":
+        return {}
+    import torch
+
+    return {"gpu_peak_memory_mb": torch.cuda.max_memory_allocated(parameter.device) / 2**20}
+
+
+def log_module(run: Any, module: Any, example: Any, config: Any, path: str = "model") -> None:
+    """Save the weights now (training may go on with them), upload in the background."""
+    from autotrack.models import save_model
+
+    wants_example = config.log_input_examples or config.log_model_signatures
+    folder = Path(tempfile.mkdtemp(prefix="autotrack-torch-"))
+    try:
+        save_model(
+            module,
+            folder / "model",
+            X=example if wants_example else None,
+            log_input_example=config.log_input_examples,
+            log_signature=config.log_model_signatures,
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    run.defer(_upload, run, folder, path)
+
+
+def _upload(run: Any, folder: Path, path: str) -> None:
+    try:
+        run.log_artifacts(folder / "model", path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
