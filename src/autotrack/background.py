@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import os
 import queue
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -60,12 +61,22 @@ def _loop() -> None:
     while True:
         fn, args, kwargs, done = _tasks.get()
         try:
-            fn(*args, **kwargs)
+            _run_quietly(fn, args, kwargs)
         except Exception as exc:
             _report(fn, exc)
         finally:
             if done is not None:
                 done.set()
+
+
+def _run_quietly(fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    """Framework calls made by deferred work (e.g. metrics for a plot) must not record."""
+    engine = sys.modules.get("autotrack.engine")
+    if engine is None:
+        fn(*args, **kwargs)
+        return
+    with engine.suppressed():
+        fn(*args, **kwargs)
 
 
 def _report(fn: Callable[..., Any], exc: Exception) -> None:
