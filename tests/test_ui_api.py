@@ -113,32 +113,44 @@ def test_runs_view_filters_sorts_and_folds_children(store_uri):
 
 
 def test_runs_are_read_again_only_when_the_store_changed(store_uri):
-    from autotrack.ui.runs_cache import cache_for
+    from autotrack.ui.runs_cache import StoreCache, watch_for
 
     first = finished("first")
     autotrack.flush()
     store = autotrack.tracking.get_store()
-    cache = cache_for(autotrack.store.open_store(store_uri))
+    cache = StoreCache(watch_for(autotrack.store.open_store(store_uri)))
     reads = []
 
     def search():
         reads.append(1)
         return store.search_runs(None, autotrack.search.Query(), None, 100)
 
-    runs, columns = cache.get("all", search, data.column_keys)
-    assert columns["params"] == []
+    runs = cache.get("all", search)
     assert [r.run_id for r in runs] == [first] and len(reads) == 1
-    cache.get("all", search, data.column_keys)
-    assert len(reads) == 1  # nothing written: served from memory
+    assert cache.get("all", search) == runs and len(reads) == 1  # nothing written: memory
     second = finished("second")
     autotrack.flush()
-    runs, _ = cache.get("all", search, data.column_keys)
+    assert cache.peek("all") is None
+    runs = cache.get("all", search)
     assert len(reads) == 2 and {r.run_id for r in runs} == {first, second}
     client = Client(store_uri)
     assert len(client.json("/api/runs")["runs"]) == 2
     third = finished("third")
     autotrack.flush()
     assert third in [r["run_id"] for r in client.json("/api/runs")["runs"]]
+
+
+def test_a_growing_history_is_never_served_stale(store_uri):
+    run = make_run("training")
+    run.log_metric("loss", 1.0, step=0)
+    client = Client(store_uri)
+    get = {"run_id": run.run_id, "key": "loss"}
+    assert client.json("/api/metric-history", **get)[run.run_id]["loss"]["total"] == 1
+    run.log_metric("loss", 0.5, step=1)
+    autotrack.flush()
+    points = client.json("/api/metric-history", **get)[run.run_id]["loss"]["points"]
+    assert [p[:2] for p in points] == [[0, 1.0], [1, 0.5]]
+    autotrack.end_run()
 
 
 def test_quick_first_page_then_the_full_answer(store_uri):

@@ -12,11 +12,12 @@ from typing import Any
 
 import bottle
 
+from autotrack.entities import Run, RunStatus
 from autotrack.search import FilterError, Query, parse_filter
 from autotrack.store import Store
 from autotrack.ui import data
 from autotrack.ui.artifact_view import find_models, load_snippet, preview
-from autotrack.ui.runs_cache import cache_for
+from autotrack.ui.runs_cache import StoreCache, watch_for
 
 MAX_RUNS = 100_000
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -55,7 +56,9 @@ class Api:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.cache = cache_for(store)
+        watch = watch_for(store)
+        self.runs_cache = StoreCache(watch, size=4)
+        self.history_cache = StoreCache(watch, size=256)
 
     def _run(self, run_id: str) -> Any:
         if not RUN_ID.match(run_id):
@@ -109,14 +112,19 @@ class Api:
             raise ApiError(400, str(exc)) from None
         ids = [experiment_id] if experiment_id else None
         key = (experiment_id, query)
-        partial = quick and not sort and self.cache.peek(key) is None
+        partial = quick and not sort and self.runs_cache.peek(key) is None
         if partial:
             found = self.store.search_runs(ids, query, None, offset + limit)
             columns = data.column_keys(found)
         else:
-            found, columns = self.cache.get(
-                key, lambda: self.store.search_runs(ids, query, None, MAX_RUNS), data.column_keys
-            )
+
+            def search() -> tuple[list[Run], Any]:
+                runs = self.store.search_runs(ids, query, None, MAX_RUNS)
+                return runs, data.column_keys(runs)
+
+            # A RUNNING run turns KILLED on read when its process is gone, with no write to
+            # notice: results holding one are read afresh every time.
+            found, columns = self.runs_cache.get(key, search, _none_running)
         try:
             ordered = data.sort_runs(found, sort, desc)
         except ValueError as exc:
@@ -221,11 +229,15 @@ class Api:
         out: dict[str, Any] = {}
         for run_id in run_ids:
             self._run(run_id)
-            out[run_id] = {
-                key: data.metric_series(self.store.get_metric_history(run_id, key), max_points)
-                for key in keys
-            }
+            out[run_id] = {key: self._series(run_id, key, max_points) for key in keys}
         return out
+
+    def _series(self, run_id: str, key: str, max_points: int) -> dict[str, Any]:
+        return self.history_cache.get(
+            (run_id, key, max_points),
+            lambda: data.metric_series(self.store.get_metric_history(run_id, key), max_points),
+            lambda series: True,
+        )
 
     def compare(self) -> dict[str, Any]:
         run_ids = list(dict.fromkeys(_args("run_id")))
@@ -244,3 +256,7 @@ class Api:
 
 def _entry(path: str, is_dir: bool, size: int | None) -> dict[str, Any]:
     return {"path": path, "name": path.rsplit("/", 1)[-1], "is_dir": is_dir, "size": size}
+
+
+def _none_running(found: tuple[list[Run], Any]) -> bool:
+    return not any(run.status == RunStatus.RUNNING for run in found[0])

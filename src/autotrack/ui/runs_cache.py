@@ -1,10 +1,10 @@
-"""Keep the last searches in memory until the store changes, so paging, sorting and the
-page's refresh polls do not re-read 10,000 runs when nothing was written.
+"""Keep recent answers in memory until the store changes, so paging, sorting, the page's
+refresh polls and re-opened charts do not re-read 10,000 runs or 100,000 points when nothing
+was written.
 
 Change detection for the embedded store is SQLite's `PRAGMA data_version` on a connection of
-our own (read-only): it moves whenever any other connection, in any process, commits. A
-result holding RUNNING runs is never reused (a run whose process died turns KILLED on read,
-without a write), and stores without a local database are simply not cached.
+our own (read-only): it moves whenever any other connection, in any process, commits. Stores
+without a local database file are not cached.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from autotrack.entities import Run, RunStatus
+T = TypeVar("T")
 
 
 class ChangeWatch:
@@ -33,57 +33,50 @@ class ChangeWatch:
             return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
 
-class RunsCache:
-    """Search results keyed by (experiments, filter), valid while the store is unchanged."""
+class StoreCache:
+    """Values keyed by the question asked, valid while the store is unchanged."""
 
     def __init__(self, watch: ChangeWatch | None, size: int = 4) -> None:
         self.watch = watch
         self.size = size
-        self._entries: OrderedDict[Any, tuple[int, list[Run], Any]] = OrderedDict()
+        self._entries: OrderedDict[Any, tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def peek(self, key: Any) -> tuple[list[Run], Any] | None:
-        """The cached result for `key` if it is still valid, without searching."""
+    def peek(self, key: Any) -> Any | None:
+        """The cached value for `key` if it is still valid, without computing it."""
         if self.watch is None:
             return None
         version = self.watch.version()
         with self._lock:
             found = self._entries.get(key)
-        return (found[1], found[2]) if found and found[0] == version else None
+        return found[1] if found and found[0] == version else None
 
-    def get(
-        self,
-        key: Any,
-        search: Callable[[], list[Run]],
-        derive: Callable[[list[Run]], Any],
-    ) -> tuple[list[Run], Any]:
-        """The runs for `key` and what `derive` computed from them (e.g. column keys)."""
+    def get(self, key: Any, compute: Callable[[], T], keep: Callable[[T], bool] = bool) -> T:
+        """The value for `key`, computed unless cached; kept only where `keep(value)`."""
         if self.watch is None:
-            runs = search()
-            return runs, derive(runs)
+            return compute()
         version = self.watch.version()
         with self._lock:
             found = self._entries.get(key)
             if found and found[0] == version:
                 self._entries.move_to_end(key)
-                return found[1], found[2]
-        runs = search()
-        derived = derive(runs)
-        if not any(run.status == RunStatus.RUNNING for run in runs):
+                return found[1]
+        value = compute()
+        if keep(value):
             with self._lock:
-                self._entries[key] = (version, runs, derived)
+                self._entries[key] = (version, value)
                 self._entries.move_to_end(key)
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)
-        return runs, derived
+        return value
 
 
-def cache_for(store: Any) -> RunsCache:
-    """A cache watching the store's database file, or a pass-through for other stores."""
+def watch_for(store: Any) -> ChangeWatch | None:
+    """A watch on the embedded store's database file; None for other stores."""
     from autotrack.store.sqlite import DATABASE_NAME
 
     root = getattr(store, "root", None)
     database = Path(root) / DATABASE_NAME if root is not None else None
     if database is None or not database.is_file():
-        return RunsCache(None)
-    return RunsCache(ChangeWatch(database))
+        return None
+    return ChangeWatch(database)
