@@ -150,20 +150,21 @@ class Evaluation:
 
 # -- what to compute -------------------------------------------------------------------------
 def task_kind(estimator: Any) -> str:
-    """classifier / regressor / clusterer / other, by scikit-learn's own tests."""
+    """classifier / regressor / clusterer / other, by scikit-learn's own tests ("other" when
+    the estimator cannot say, e.g. a meta-estimator whose inner estimator is None)."""
     from sklearn import base
 
-    if base.is_classifier(estimator):
-        return "classifier"
-    if base.is_regressor(estimator):
-        return "regressor"
     is_clusterer = getattr(base, "is_clusterer", None)
-    if is_clusterer is not None:
-        if is_clusterer(estimator):
-            return "clusterer"
-    elif getattr(estimator, "_estimator_type", None) == "clusterer":
-        return "clusterer"
-    return "other"
+    try:
+        if base.is_classifier(estimator):
+            return "classifier"
+        if base.is_regressor(estimator):
+            return "regressor"
+        if is_clusterer is not None:
+            return "clusterer" if is_clusterer(estimator) else "other"
+    except (AttributeError, TypeError, ValueError):
+        return "other"
+    return "clusterer" if getattr(estimator, "_estimator_type", None) == "clusterer" else "other"
 
 
 def evaluate(

@@ -97,12 +97,12 @@ def library_class(cls: type) -> type | None:
 def is_preprocessor(estimator: Any) -> bool:
     """Scalers, imputers, encoders, vectorisers, selectors, ColumnTransformer: the steps of a
     pipeline, whose standalone fits open no run unless asked."""
-    from sklearn.base import is_classifier, is_regressor
+    from autotrack.evaluation import task_kind
 
     base = library_class(type(estimator))
-    if base is None or is_classifier(estimator) or is_regressor(estimator):
+    if base is None or not base.__module__.startswith(PREPROCESSING_MODULES):
         return False
-    return base.__module__.startswith(PREPROCESSING_MODULES)
+    return task_kind(estimator) not in ("classifier", "regressor")
 
 
 # -- searches -----------------------------------------------------------------------------
