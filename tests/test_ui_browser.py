@@ -139,13 +139,14 @@ def _keras_run() -> str | None:
     import numpy as np
 
     X, y = _iris()
+    order = np.random.default_rng(0).permutation(len(y))  # iris is sorted by class
+    X, y = X[order], y[order]
     if importlib.util.find_spec("autotrack.integrations.keras") is not None:
         autotrack.keras.autolog()
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     with autotrack.start_run(run_name="keras-dense", tags={"model_type": "nn"}) as run:
-        model.fit(X.astype("float32"), y, epochs=5, batch_size=32, validation_split=0.2,
-                  verbose=0, shuffle=np.bool_(True))  # fmt: skip
+        model.fit(X.astype("float32"), y, epochs=5, batch_size=32, validation_split=0.2, verbose=0)
     return run.run_id
 
 
@@ -219,6 +220,10 @@ def test_browse_filter_open_and_compare_runs(store_uri, tmp_path):
         page.wait_for_selector("#charts figure[data-metric=loss] svg path.line")
         d = page.get_attribute("#charts figure[data-metric=loss] svg path.line", "d")
         assert d.count("L") == 39  # 40 epochs, one segment between each pair
+        page.check("#charts figure[data-metric=loss] .log-toggle")
+        page.wait_for_selector("#charts figure[data-metric=loss] text:has-text('loss (log)')")
+        logged = page.get_attribute("#charts figure[data-metric=loss] svg path.line", "d")
+        assert logged != d and logged.count("L") == 39
         if keras_id:
             page.goto(f"{base}#/run/{keras_id}")
             page.wait_for_selector("#charts figure[data-metric=loss] svg path.line")

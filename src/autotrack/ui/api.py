@@ -20,6 +20,7 @@ from autotrack.ui.artifact_view import find_models, load_snippet, preview
 from autotrack.ui.runs_cache import StoreCache, watch_for
 
 MAX_RUNS = 100_000
+MAX_CHILDREN = 1000
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 ARTIFACT_POLICY = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 
@@ -155,7 +156,7 @@ class Api:
         children = self.store.search_runs(
             None, parse_filter(f"attributes.parent_run_id = '{run_id}'"), None, MAX_RUNS
         )
-        parent = None
+        parent: dict[str, str | None] | None = None
         if run.parent_run_id and RUN_ID.match(run.parent_run_id):
             try:
                 found = self.store.get_run(run.parent_run_id)
@@ -166,7 +167,8 @@ class Api:
             **data.run_summary(run),
             "metric_keys": [{"key": k, "count": n} for k, n in sorted(keys.items())],
             "parent": parent,
-            "children": [data.run_summary(child) for child in children],
+            "children": [data.run_summary(child) for child in children[:MAX_CHILDREN]],
+            "children_total": len(children),
         }
 
     def _artifact_file(self, run_id: str) -> tuple[Path, str]:

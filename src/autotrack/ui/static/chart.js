@@ -40,7 +40,7 @@ function frame(width, height, xs, ys, xLabel, yLabel) {
   for (const t of ys.ticks) {
     svg.append(h("svg:line", { x1: M.left, x2: M.left + plotW, y1: sy(t), y2: sy(t), class: "grid" }));
     svg.append(h("svg:text", { x: M.left - 6, y: sy(t) + 4, class: "tick", "text-anchor": "end" },
-      fmtValue(t)));
+      ys.format ? ys.format(t) : fmtValue(t)));
   }
   for (const t of xs.ticks || []) {
     svg.append(h("svg:line", { x1: sx(t), x2: sx(t), y1: M.top + plotH, y2: M.top + plotH + 4,
@@ -70,28 +70,31 @@ function nearestIndex(points, x) {
 }
 
 // series: [{label, color, points: [[step, value], ...] sorted by step}]
-export function lineChart({ series, xLabel = "step", yLabel = "", width = 520, height = 260 }) {
+// With logY, values are plotted as log10 (values <= 0 leave a gap) and ticks read 10^k.
+export function lineChart({ series, xLabel = "step", yLabel = "", width = 520, height = 260, logY = false }) {
   const all = series.flatMap((s) => s.points);
+  const ty = (y) => (typeof y !== "number" ? null : !logY ? y : y > 0 ? Math.log10(y) : null);
   const xe = extent(all.map((p) => p[0]));
-  const ye = extent(all.map((p) => p[1]));
+  const ye = extent(all.map((p) => ty(p[1])));
   const wrap = h("div", { class: "chart" });
   if (!xe || !ye) return h("div", { class: "chart empty" }, "no numeric points to plot");
   const xs = niceTicks(xe[0], xe[1], 6);
-  const ys = niceTicks(ye[0], ye[1], 5);
-  const { svg, sx, sy } = frame(width, height, xs, ys, xLabel, yLabel);
+  const ys = logY ? { ...logTicks(ye[0], ye[1]), format: (k) => fmtValue(10 ** k) } : niceTicks(ye[0], ye[1], 5);
+  const { svg, sx, sy } = frame(width, height, xs, ys, xLabel, logY ? `${yLabel} (log)` : yLabel);
   for (const s of series) {
     let d = "";
     let pen = false;
-    for (const [x, y] of s.points) {
-      if (typeof y !== "number") { pen = false; continue; }
+    for (const [x, raw] of s.points) {
+      const y = ty(raw);
+      if (y === null) { pen = false; continue; }
       d += `${pen ? "L" : "M"}${sx(x).toFixed(1)} ${sy(y).toFixed(1)}`;
       pen = true;
     }
     svg.append(h("svg:path", { d, class: "line", stroke: s.color, fill: "none" }));
-    const numeric = s.points.filter((p) => typeof p[1] === "number");
+    const numeric = s.points.filter((p) => ty(p[1]) !== null);
     if (numeric.length <= 30) {
       for (const [x, y] of numeric) {
-        svg.append(h("svg:circle", { cx: sx(x), cy: sy(y), r: 2.5, fill: s.color }));
+        svg.append(h("svg:circle", { cx: sx(x), cy: sy(ty(y)), r: 2.5, fill: s.color }));
       }
     }
   }
@@ -124,6 +127,18 @@ export function lineChart({ series, xLabel = "step", yLabel = "", width = 520, h
   wrap.append(svg, tip);
   if (series.length > 1 || series[0]?.label) wrap.append(legend(series));
   return wrap;
+}
+
+// A chart with a "log scale" switch (offered when every value is positive).
+export function switchableLineChart(options) {
+  const positive = options.series.every((s) => s.points.every((p) => typeof p[1] !== "number" || p[1] > 0));
+  const box = h("div", {}, lineChart(options));
+  if (!positive) return box;
+  const toggle = h("input", { type: "checkbox", class: "log-toggle", onchange: () => {
+    box.firstChild.replaceWith(lineChart({ ...options, logY: toggle.checked }));
+  } });
+  box.append(h("label", { class: "small muted" }, toggle, " log scale"));
+  return box;
 }
 
 export function legend(series) {

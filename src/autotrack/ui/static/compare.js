@@ -1,7 +1,7 @@
 // Compare view: the selected runs' metric curves overlaid, their params/metrics/tags side by
 // side with differences highlighted, and one metric plotted against one param.
 import { h, clear, fill, api, fmtValue, runLink, errorBox, PALETTE } from "./dom.js";
-import { lineChart, scatterChart, legend } from "./chart.js";
+import { switchableLineChart, scatterChart, legend } from "./chart.js";
 
 export async function compareView(root, query) {
   const ids = (query.get("ids") || "").split(",").filter(Boolean);
@@ -74,7 +74,7 @@ export async function compareView(root, query) {
       const series = runs.filter((r) => histories[r.run_id]?.[key]?.total)
         .map((r) => ({ label: r.run_name, color: r.color, points: histories[r.run_id][key].points }));
       curves.append(h("figure", { class: "chart-card", dataset: { metric: key } }, h("figcaption", {}, key),
-        lineChart({ series, yLabel: key })));
+        switchableLineChart({ series, yLabel: key })));
     }
   }
 

@@ -2,7 +2,7 @@
 // with previews (images inline, CSV as a table, text and JSON), and the run's models.
 import { h, clear, fill, api, artifactUrl, fmtTime, fmtDuration, fmtValue, fmtBytes, statusBadge,
   runLink, errorBox, PALETTE } from "./dom.js";
-import { lineChart } from "./chart.js";
+import { switchableLineChart } from "./chart.js";
 
 const PREFIXES = /^(val_|validation_|train_|training_|test_|eval_|val\/|validation\/|train\/|training\/|test\/|eval\/)/;
 const IMAGE = /\.(png|jpe?g|gif|webp|bmp|svg)$/i;
@@ -53,7 +53,7 @@ export async function runView(root, runId) {
           h("span", {}, "duration ", run.end_time ? fmtDuration(run.duration_ms) : `${fmtDuration(Date.now() - run.start_time)} so far`),
           run.parent ? h("span", {}, "parent ", runLink(run.parent.run_id, run.parent.run_name)) : null,
           h("a", { href: `#/runs?exp=${encodeURIComponent(run.experiment_id)}` }, "← all runs"))),
-      run.children.length ? section(`Child runs (${run.children.length})`, "children",
+      run.children.length ? section(`Child runs (${run.children_total})`, "children",
         h("ul", { class: "children" }, run.children.map((c) => h("li", {}, runLink(c.run_id, c.run_name), " ",
           statusBadge(c.status))))) : null,
       h("div", { class: "grid" },
@@ -89,7 +89,7 @@ export async function runView(root, runId) {
       const note = group.filter((k) => histories[k].downsampled)
         .map((k) => `${k}: ${histories[k].points.length} of ${histories[k].total} points shown`);
       chartsBox.append(h("figure", { class: "chart-card", dataset: { metric: base } },
-        h("figcaption", {}, base), lineChart({ series, yLabel: base }),
+        h("figcaption", {}, base), switchableLineChart({ series, yLabel: base }),
         note.length ? h("p", { class: "muted small" }, note.join("; ")) : null));
     }
   }
