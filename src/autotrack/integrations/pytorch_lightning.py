@@ -23,7 +23,8 @@ from typing import Any
 from autotrack import tracking
 from autotrack.integrations import pytorch_loop as loop
 from autotrack.integrations.base import Call, Hooks, PatchTarget
-from autotrack.integrations.pytorch_session import NAME, log_module
+from autotrack.integrations.pytorch_model import log_module
+from autotrack.integrations.pytorch_session import NAME, log_new_params
 from autotrack.safety import safe_callback_methods
 
 TRAINER_SETTINGS = (
@@ -201,14 +202,19 @@ class FitRecorder:
         self.seen: dict[str, Any] = {}
         self.epochs_logged = 0
         self.last_step_logged = -1
+        self.rates: dict[str, float] = {}
 
     def train_start(self, trainer: Any) -> None:
         if not trainer.is_global_zero:
             return
         params = optimizers_params(list(trainer.optimizers), list(trainer.lr_scheduler_configs))
         params.update(callbacks_params(list(trainer.callbacks)))
-        log_new_params(self.call, params)
+        log_new_params(self.run, self.call.managed, params)
         fresh(trainer.callback_metrics, self.seen)  # what the sanity check left is not news
+
+    def epoch_start(self, trainer: Any) -> None:
+        """The learning rate this epoch trains with (epoch schedulers step before its end)."""
+        self.rates = loop.learning_rates(trainer.optimizers[0]) if trainer.optimizers else {}
 
     def batch_end(self, trainer: Any) -> None:
         step = trainer.global_step
@@ -227,8 +233,8 @@ class FitRecorder:
             return
         metrics = trainer.callback_metrics
         values = epoch_metrics(fresh(metrics, self.seen), metrics)
-        if "lr" not in values and trainer.optimizers:
-            values.update(loop.learning_rates(trainer.optimizers[0]))
+        if "lr" not in values:
+            values.update(self.rates)
         if values:
             self.run.log_metrics(values, step=trainer.current_epoch)  # type: ignore[union-attr]
         self.epochs_logged += 1
@@ -259,6 +265,10 @@ def callback_class(base: type) -> type:
             if self.recorder is not None:
                 self.recorder.train_start(trainer)
 
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            if self.recorder is not None:
+                self.recorder.epoch_start(trainer)
+
         def on_train_batch_end(self, trainer: Any, *args: Any, **kwargs: Any) -> None:
             if self.recorder is not None and self.recorder.every:
                 self.recorder.batch_end(trainer)
@@ -275,19 +285,6 @@ def callback_class(base: type) -> type:
 def _callback_base(trainer: Any) -> type:
     package = type(trainer).__module__.split(".trainer")[0]  # lightning.pytorch | pytorch_lightning
     return importlib.import_module(f"{package}.callbacks").Callback
-
-
-def log_new_params(call: Call, params: Mapping[str, Any]) -> None:
-    """Log params; in the user's own run, keep the values an earlier call logged."""
-    clean = loop.drop_none(params)
-    if not call.managed and call.run is not None and clean:
-        existing = call.run.get().params
-        clean = {
-            k: v for k, v in clean.items()
-            if existing.get(k, tracking.param_value(v)) == tracking.param_value(v)
-        }  # fmt: skip
-    if clean and call.run is not None:
-        call.run.log_params(clean)
 
 
 # -- hooks ----------------------------------------------------------------------------------
@@ -311,7 +308,7 @@ class FitHooks(Hooks):
         params["seed"] = loop.user_seed()
         if model is not None:
             params.update(loop.model_params(model))
-        log_new_params(call, params)
+        log_new_params(call.run, call.managed, params)
         every = int(getattr(call.config, "log_every_n_steps", 0) or 0)
         recorder = FitRecorder(call, every)
         callback = callback_class(_callback_base(trainer))(recorder)

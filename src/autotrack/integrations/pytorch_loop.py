@@ -12,8 +12,8 @@ What every loop already does says what happened:
   first stepped);
 - validation is a torch.nn loss module evaluated with gradients disabled, outside the
   training pass.
-The torch-facing entry points live in `pytorch_session.Recorder`; this module holds the pure
-"what to record" functions and the loss buffer.
+The torch-facing entry points live in `pytorch_session.Recorder` (and the model search in
+`pytorch_model`); this module holds the pure "what to record" functions and the loss buffer.
 """
 
 from __future__ import annotations
@@ -172,6 +172,26 @@ def input_example(batch: Any) -> Any:
     if rows.dtype in (torch.bfloat16, torch.float16):
         rows = rows.float()
     return rows.cpu().numpy()
+
+
+def rank_zero() -> bool:
+    """Under torch.distributed only rank 0 records."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def length(iterator: Any) -> int | None:
+    """Batches in one pass of a DataLoader iterator (None for an iterable dataset)."""
+    try:
+        return len(iterator)
+    except (TypeError, NotImplementedError):
+        return None
+
+
+def exhausted(iterator: Any, batches: int | None) -> bool:
+    """Whether a DataLoader iterator has handed out its last batch."""
+    return batches is not None and getattr(iterator, "_num_yielded", 0) >= batches
 
 
 # -- losses kept on their device ------------------------------------------------------------------

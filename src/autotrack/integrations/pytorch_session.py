@@ -8,19 +8,16 @@ once per epoch (and every `log_every_n_steps` steps). See `pytorch_loop` for the
 from __future__ import annotations
 
 import atexit
-import shutil
 import sys
-import tempfile
 import weakref
-from pathlib import Path
 from typing import Any
 
 from autotrack import engine, safety, tracking
 from autotrack.entities import RunStatus
 from autotrack.integrations import pytorch_loop as loop
+from autotrack.integrations.pytorch_model import ModelFinder, gpu_memory, log_module
 
 NAME = "pytorch"
-MAX_CANDIDATES = 32  # top-level modules remembered while looking for the model
 DISCOVERY_TRIES = 3  # steps after which the model search gives up (and its hooks go)
 
 
@@ -47,27 +44,8 @@ class Session:
         self.epoch_len: int | None = None
         self.val_loader: weakref.ref[Any] | None = None
         self.tries = 0
-        self.scheduler_logged = False
         self.others: weakref.WeakSet[Any] = weakref.WeakSet()  # optimizers stepping alongside
         self.restore_end: Any = None
-
-
-def rank_zero() -> bool:
-    """Under torch.distributed only rank 0 records."""
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def exhausted(iterator: Any, length: int | None) -> bool:
-    return length is not None and getattr(iterator, "_num_yielded", 0) >= length
-
-
-def _length(iterator: Any) -> int | None:
-    try:
-        return len(iterator)
-    except (TypeError, NotImplementedError):
-        return None
 
 
 class Recorder:
@@ -85,11 +63,8 @@ class Recorder:
         self.scaled_source: Any = None  # the unscaled loss behind GradScaler.scale
         self.last_iter: weakref.ref[Any] | None = None
         self.last_loader: weakref.ref[Any] | None = None
-        self.last_model: weakref.ref[Any] | None = None
         self.handles: list[Any] = []
-        self.discovery: list[Any] = []
-        self.candidates: dict[int, tuple[weakref.ref[Any], Any]] = {}
-        self.depth = 0
+        self.finder = ModelFinder(self._contain)
         self.silent_rank = False
         self.exit_registered = False
 
@@ -101,13 +76,13 @@ class Recorder:
         if not self.handles:
             hooks = sys.modules["torch.optim.optimizer"]
             self.handles.append(hooks.register_optimizer_step_post_hook(self.on_step))
-        self._arm()
+        self.finder.arm()
 
     def disable(self) -> None:
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
-        self._disarm()
+        self.finder.disarm()
         session, self.session = self.session, None
         if session is not None:
             self._close(session, RunStatus.FINISHED)
@@ -124,64 +99,17 @@ class Recorder:
         silent = bool(getattr(self.config, "silent", False))
         safety.report(f"callback:{stage}", exc, NAME, silent, run)
 
-    # -- finding the model: a global forward pre-hook, only until the model is known ------------
-    def _arm(self) -> None:
-        if self.discovery:
-            return
-        from torch.nn.modules import module as nn_module
-
-        self.candidates, self.depth = {}, 0
-        self.discovery = [
-            nn_module.register_module_forward_pre_hook(self._forward_pre),
-            nn_module.register_module_forward_hook(self._forward_post, always_call=True),
-        ]
-
-    def _disarm(self) -> None:
-        for handle in self.discovery:
-            handle.remove()
-        self.discovery, self.candidates, self.depth = [], {}, 0
-
-    def _forward_pre(self, module: Any, args: Any) -> None:
-        try:
-            if self.depth == 0 and len(self.candidates) < MAX_CANDIDATES:
-                key = id(module)
-                known = self.candidates.get(key)
-                fresh = known is None or known[0]() is not module
-                if fresh and not engine.recording() and next(module.parameters(), None) is not None:
-                    example = loop.input_example(args[0]) if args else None
-                    self.candidates[key] = (weakref.ref(module), example)
-        except Exception as exc:
-            self._contain("forward", exc)
-        self.depth += 1
-
-    def _forward_post(self, module: Any, args: Any, output: Any) -> None:
-        self.depth = max(self.depth - 1, 0)
-
     def _resolve(self, session: Session, optimizer: Any) -> None:
-        """Pick the model among the modules called so far (or the previous run's model)."""
-        found = [(ref(), example) for ref, example in self.candidates.values()]
-        modules = [module for module, _ in found if module is not None]
-        previous = self.last_model() if self.last_model is not None else None
-        model = loop.choose_model(
-            modules or ([previous] if previous is not None else []), optimizer
-        )
-        if model is None:
+        """The model, once its forward has been seen (the search gives up after a few steps)."""
+        found = self.finder.find(optimizer)
+        if found is None:
             session.tries += 1
-            if session.tries >= DISCOVERY_TRIES:
-                self._disarm()
-                session.gave_up = True
-            else:
-                self._arm()
+            session.gave_up = session.tries >= DISCOVERY_TRIES
+            self.finder.disarm() if session.gave_up else self.finder.arm()
             return
-        example = next((e for m, e in found if m is model), None)
-        self._disarm()
-        session.model = loop.unwrap_module(model)
-        self.last_model = weakref.ref(session.model)
-        session.example = example
-        params = {
-            **loop.model_params(session.model),
-            **loop.device_params(optimizer_first(optimizer)),
-        }
+        session.model, session.example = found
+        params = loop.model_params(session.model)
+        params.update(loop.device_params(loop.optimizer_tensors(optimizer)[:1]))
         self._log_params(session, params)
 
     # -- per-step entry points -----------------------------------------------------------------
@@ -213,7 +141,7 @@ class Recorder:
         ref = session.train_iter
         if ref is not None:
             iterator = ref()
-            if iterator is not None and exhausted(iterator, session.epoch_len):
+            if iterator is not None and loop.exhausted(iterator, session.epoch_len):
                 self._close_epoch(session)
 
     def on_backward(self, tensor: Any) -> None:
@@ -248,7 +176,7 @@ class Recorder:
         if session.train_loader is not None and session.train_loader() is loader:
             self._close_epoch(session)
             self._begin_epoch(session)
-            session.train_iter, session.epoch_len = weakref.ref(iterator), _length(iterator)
+            session.train_iter, session.epoch_len = weakref.ref(iterator), loop.length(iterator)
 
     def on_scheduler(self, scheduler: Any) -> None:
         """An LR scheduler was built: remember its settings for its optimizer's run."""
@@ -268,7 +196,7 @@ class Recorder:
             return False
         last = self.last_iter() if self.last_iter is not None else None
         train = session.train_iter() if session.train_iter is not None else None
-        in_pass = train is not None and not exhausted(train, session.epoch_len)
+        in_pass = train is not None and not loop.exhausted(train, session.epoch_len)
         if in_pass and last is train:
             return False  # a no-grad metric inside the training pass
         if last is not None and last is not train:
@@ -289,7 +217,7 @@ class Recorder:
             return
         session.val.add(result.detach().reshape(()))
         last = self.last_iter() if self.last_iter is not None else None
-        if last is not None and exhausted(last, _length(last)):
+        if last is not None and loop.exhausted(last, loop.length(last)):
             train = session.train_iter() if session.train_iter is not None else None
             if last is not train:
                 self._flush_val(session)
@@ -351,7 +279,7 @@ class Recorder:
         config = self.config = live_config() or self.config
         if config is None or not getattr(config, "log_loops", True):
             return None
-        if not rank_zero():
+        if not loop.rank_zero():
             self.silent_rank = True
             return None
         active = tracking.active_run()
@@ -380,7 +308,7 @@ class Recorder:
         last = self.last_iter() if self.last_iter is not None else None
         if last is not None and self.last_loader is not None:
             session.train_loader, session.train_iter = self.last_loader, self.last_iter
-            session.epoch_len = _length(last)
+            session.epoch_len = loop.length(last)
             loader = self.last_loader()
             if loader is not None:
                 params.update(loop.loader_params(loader))
@@ -388,16 +316,7 @@ class Recorder:
         return session
 
     def _log_params(self, session: Session, params: dict[str, Any]) -> None:
-        """Params are write-once: in the user's run, keep values an earlier loop logged."""
-        clean = loop.drop_none(params)
-        if not session.managed and clean:
-            existing = session.run.get().params
-            clean = {
-                k: v for k, v in clean.items() if existing.get(k, tracking.param_value(v))
-                == tracking.param_value(v)
-            }  # fmt: skip
-        if clean:
-            session.run.log_params(clean)
+        log_new_params(session.run, session.managed, params)
 
     def _watch_user_run(self, session: Session, run: Any) -> None:
         """The user's run ends when their block does: flush into it first (and log the model)."""
@@ -465,45 +384,16 @@ def live_config() -> Any:
     return entry.live.config if entry is not None else None
 
 
-def optimizer_first(optimizer: Any) -> list[Any]:
-    return loop.optimizer_tensors(optimizer)[:1]
-
-
-def gpu_memory(model: Any) -> dict[str, float]:
-    """Peak GPU memory so far (MiB) on the model's CUDA device; the peak counter is not reset,
-    since the user may read it too."""
-    if model is None:
-        return {}
-    parameter = next(model.parameters(), None)
-    if parameter is None or parameter.device.type != "cuda":
-        return {}
-    import torch
-
-    return {"gpu_peak_memory_mb": torch.cuda.max_memory_allocated(parameter.device) / 2**20}
-
-
-def log_module(run: Any, module: Any, example: Any, config: Any, path: str = "model") -> None:
-    """Save the weights now (training may go on with them), upload in the background."""
-    from autotrack.models import save_model
-
-    wants_example = config.log_input_examples or config.log_model_signatures
-    folder = Path(tempfile.mkdtemp(prefix="autotrack-torch-"))
-    try:
-        save_model(
-            module,
-            folder / "model",
-            X=example if wants_example else None,
-            log_input_example=config.log_input_examples,
-            log_signature=config.log_model_signatures,
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    run.defer(_upload, run, folder, path)
-
-
-def _upload(run: Any, folder: Path, path: str) -> None:
-    try:
-        run.log_artifacts(folder / "model", path)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def log_new_params(run: Any, managed: bool, params: dict[str, Any]) -> None:
+    """Params are write-once: in the user's own run, keep the values an earlier call logged
+    (a second loop or fit with other settings must not fail)."""
+    clean = loop.drop_none(params)
+    if not managed and clean:
+        existing = run.get().params
+        clean = {
+            k: v
+            for k, v in clean.items()
+            if existing.get(k, tracking.param_value(v)) == tracking.param_value(v)
+        }
+    if clean:
+        run.log_params(clean)
