@@ -279,7 +279,9 @@ def test_disable_removes_every_hook_and_patch(autolog):
 
     hooks = sys.modules["torch.optim.optimizer"]
     backward = torch.Tensor.backward
-    assert hooks._global_optimizer_post_hooks and nn_module._global_forward_pre_hooks
+    assert hooks._global_optimizer_post_hooks
+    torch.zeros(1, requires_grad=True).sum().backward()  # arms the model search
+    assert nn_module._global_forward_pre_hooks
     integration.autolog(disable=True)
     assert not hooks._global_optimizer_post_hooks
     assert not nn_module._global_forward_pre_hooks and not nn_module._global_forward_hooks
@@ -291,10 +293,16 @@ def test_disable_removes_every_hook_and_patch(autolog):
     assert autotrack.search_runs() == []
 
 
-def test_model_search_hooks_go_once_the_model_is_known(autolog):
+def test_model_search_hooks_only_while_a_loop_looks_for_its_model(autolog):
     from torch.nn.modules import module as nn_module
 
-    assert nn_module._global_forward_pre_hooks  # looking for the model
+    model = Net()
+    with torch.no_grad():
+        model(torch.zeros(2, 6))  # inference: no search, torch's fast path stays
+    assert not nn_module._global_forward_pre_hooks
+    loss = model(torch.zeros(2, 6)).sum()
+    loss.backward()  # training starts: look for the model
+    assert nn_module._global_forward_pre_hooks
     train(epochs=1, validate=False)
     assert not nn_module._global_forward_pre_hooks and not nn_module._global_forward_hooks
 

@@ -4,8 +4,7 @@ What every loop already does says what happened:
 - a step is `optimizer.step()` (torch's global optimizer post-hook); the first step of a new
   optimizer opens its run (one run per optimizer);
 - the model is the called module that owns the optimizer's parameters, found by a global
-  forward pre-hook that stays installed only until the model is known (a global module hook
-  takes every module call off torch's fast path, about 10% of a small step);
+  forward pre-hook that stays installed only until the model is known (`pytorch_model`);
 - the loss is the scalar tensor `backward()` is called on, kept detached on its device and
   brought to the host once per epoch (and every N steps for `train_loss_step`): no sync per step;
 - an epoch is one pass over the training DataLoader (the loader iterated when the optimizer

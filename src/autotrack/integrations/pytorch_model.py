@@ -3,7 +3,10 @@
 `ModelFinder` answers "which module does this optimizer train?": while armed, torch's global
 forward pre-hook notes the modules called at the top level (with the first rows of their
 input, for the model's signature); `find` picks the one owning the optimizer's parameters and
-disarms, since a global module hook takes every module call off torch's fast path.
+disarms, since a global module hook takes every module call off torch's fast path (about 10%
+of a small step). It is armed by the first `backward()` outside a recorded call (inference
+and Lightning never arm it) and by a run whose model is not known yet, so the model is found
+at the first or second optimizer step.
 """
 
 from __future__ import annotations

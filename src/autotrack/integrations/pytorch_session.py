@@ -76,7 +76,6 @@ class Recorder:
         if not self.handles:
             hooks = sys.modules["torch.optim.optimizer"]
             self.handles.append(hooks.register_optimizer_step_post_hook(self.on_step))
-        self.finder.arm()
 
     def disable(self) -> None:
         for handle in self.handles:
@@ -158,6 +157,8 @@ class Recorder:
             session.losses.add(loss)
         else:
             self.early.add(loss)
+            if session is None and not self.finder.handles:
+                self.finder.arm()  # training outside Lightning & co: look for the model
         if len(self.step_losses) < 256:
             self.step_losses.append(loss)
 
@@ -267,7 +268,8 @@ class Recorder:
         session = self.session
         if session is not None:
             train = session.train_iter() if session.train_iter is not None else None
-            if session.epoch_open and session.epoch_steps and train is not None:
+            alive = session.optimizer() is not None
+            if alive and session.epoch_open and session.epoch_steps and train is not None:
                 session.others.add(optimizer)  # steps in the same pass: one training (a GAN)
                 return
             self._close(session, RunStatus.FINISHED)
