@@ -140,13 +140,13 @@ def _keras_run() -> str | None:
 
     X, y = _iris()
     order = np.random.default_rng(0).permutation(len(y))  # iris is sorted by class
-    X, y = X[order], y[order]
+    X, y = (X[order] - X.mean(axis=0)) / X.std(axis=0), y[order]
     if importlib.util.find_spec("autotrack.integrations.keras") is not None:
         autotrack.keras.autolog()
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     with autotrack.start_run(run_name="keras-dense", tags={"model_type": "nn"}) as run:
-        model.fit(X.astype("float32"), y, epochs=5, batch_size=32, validation_split=0.2, verbose=0)
+        model.fit(X.astype("float32"), y, epochs=15, batch_size=16, validation_split=0.2, verbose=0)
     return run.run_id
 
 

@@ -4,14 +4,16 @@ import { h, fmtValue } from "./dom.js";
 
 const M = { left: 60, right: 16, top: 14, bottom: 40 };
 
-export function niceTicks(min, max, count = 5) {
+// Round tick values covering [min, max]; `integer` keeps steps whole (training steps).
+export function niceTicks(min, max, count = 5, integer = false) {
   if (!(max > min)) {
-    const pad = Math.abs(min) * 0.1 || 1;
-    return niceTicks(min - pad, max + pad, count);
+    const pad = integer ? 1 : Math.abs(min) * 0.1 || 1;
+    return niceTicks(min - pad, max + pad, count, integer);
   }
   const raw = (max - min) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag)
+    .filter((s) => !integer || (s >= 1 && Number.isInteger(s))).find((s) => s >= raw) || 1;
   const ticks = [];
   for (let t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) {
     ticks.push(Number(t.toPrecision(12)));
@@ -78,7 +80,7 @@ export function lineChart({ series, xLabel = "step", yLabel = "", width = 520, h
   const ye = extent(all.map((p) => ty(p[1])));
   const wrap = h("div", { class: "chart" });
   if (!xe || !ye) return h("div", { class: "chart empty" }, "no numeric points to plot");
-  const xs = niceTicks(xe[0], xe[1], 6);
+  const xs = niceTicks(xe[0], xe[1], 6, all.every((p) => Number.isInteger(p[0])));
   const ys = logY ? { ...logTicks(ye[0], ye[1]), format: (k) => fmtValue(10 ** k) } : niceTicks(ye[0], ye[1], 5);
   const { svg, sx, sy } = frame(width, height, xs, ys, xLabel, logY ? `${yLabel} (log)` : yLabel);
   for (const s of series) {
