@@ -207,6 +207,10 @@ def test_sequential_fit_records_params_metrics_summary_dataset_and_model(autolog
     np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0), rtol=1e-6)
     files = {f.path for f in autotrack.list_artifacts(run.run_id, "model")}
     assert {"model/model.keras", "model/signature.json", "model/input_example.json"} <= files
+    with open(autotrack.artifact_path(run.run_id, "model/signature.json")) as file:
+        signature = json.load(file)
+    assert signature["inputs"] == [{"dtype": "float32", "shape": [-1, 4]}]
+    assert signature["outputs"] == [{"dtype": "float32", "shape": [-1, 1]}]
 
 
 def test_training_results_identical_with_and_without_autolog(data):

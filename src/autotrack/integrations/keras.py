@@ -70,7 +70,7 @@ class FitRecorder:
     """What the injected Keras callback does during one fit (kept free of Keras)."""
 
     def __init__(self, call: Call, every_n_steps: int | None, early_stops: list[Any],
-                 schedule: bool, restores_at_end: bool) -> None:  # fmt: skip
+                 schedule: bool, watch_lr: bool, restores_at_end: bool) -> None:  # fmt: skip
         assert call.run is not None  # fit always records into a run
         self.call = call
         self.run: RunHandle = call.run
@@ -83,6 +83,7 @@ class FitRecorder:
         self.last_step = 0
         self.next_batch_log = every_n_steps or 0
         self.lr_moving = schedule  # a schedule: log the rate every epoch
+        self.watch_lr = schedule or watch_lr  # without one, only a callback can change it
         self.lr_start: float | None = None
         self.lr_seen: list[tuple[int, float]] = []  # epochs before the rate first moved
 
@@ -100,7 +101,7 @@ class FitRecorder:
     def epoch_end(self, epoch: int, logs: Mapping[str, Any] | None) -> None:
         self.last_epoch = epoch
         metrics = scalar_metrics(logs)
-        if "learning_rate" not in metrics and "lr" not in metrics:  # a callback logged it
+        if self.watch_lr and "learning_rate" not in metrics and "lr" not in metrics:
             metrics.update(self._learning_rate(epoch))
         self.run.log_metrics(metrics, step=epoch)
 
@@ -257,6 +258,7 @@ class FitHooks(Hooks):
             every_n_steps=every,
             early_stops=early_stops,
             schedule=isinstance(params.get("optimizer_learning_rate"), str),
+            watch_lr=bool(user_callbacks),
             restores_at_end=not str(getattr(package, "__version__", "3")).startswith("2."),
         )
         cls = callback_class(package.callbacks.Callback, "batches" if every else "epochs")
@@ -325,14 +327,18 @@ def _example_of(x: Any) -> Any:
 
 def _log_model(call: Call) -> None:
     """Save the model now (training may continue on it right after fit returns), then hand
-    the upload to the background worker."""
+    the upload to the background worker. The signature comes from the data the user fed and
+    the model's own output tensors, so the model is never run for it."""
     from autotrack.models import save_model
+    from autotrack.models.signature import infer_signature
 
     model, config, run = call.instance, call.config, call.run
     assert run is not None
     example = _example_of(call.argument("x"))
-    outputs = model(example, training=False) if example is not None else None
-    signature = None if example is not None else _symbolic_signature(model)
+    inputs, outputs = _symbolic_tensors(model)
+    signature = None
+    if config.log_model_signatures and (example is not None or inputs is not None):
+        signature = infer_signature(example if example is not None else inputs, outputs)
     folder = Path(tempfile.mkdtemp(prefix="autotrack-keras-"))
     try:
         save_model(
@@ -340,7 +346,6 @@ def _log_model(call: Call) -> None:
             folder / "model",
             signature=signature,
             X=example,
-            y_pred=outputs,
             log_input_example=config.log_input_examples,
             log_signature=config.log_model_signatures,
         )
@@ -350,19 +355,17 @@ def _log_model(call: Call) -> None:
     run.defer(_upload_model, run, folder)
 
 
-def _symbolic_signature(model: Any) -> Any:
-    """The signature from a functional/Sequential model's own input and output tensors, when
-    no data could be sliced (generators, PyDatasets)."""
-    from autotrack.models.signature import infer_signature
-
+def _symbolic_tensors(model: Any) -> tuple[Any, Any]:
+    """A functional/Sequential model's input and output tensors (one, or a list), which carry
+    shape and dtype; (None, None) for a subclassed model, which has none."""
     try:
         inputs, outputs = list(model.inputs or ()), list(model.outputs or ())
-    except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
-        return None
-    if not inputs:
-        return None
-    return infer_signature(
-        inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs
+    except (AttributeError, ValueError):
+        return None, None
+    if not inputs or not outputs:
+        return None, None
+    return (inputs[0] if len(inputs) == 1 else inputs), (
+        outputs[0] if len(outputs) == 1 else outputs
     )
 
 
