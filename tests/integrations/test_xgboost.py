@@ -316,7 +316,9 @@ def test_user_callback_error_propagates_and_run_fails(autolog, dmatrices, data):
     assert caught.value is error
     run = only_run()
     assert run.status == "FAILED"
-    assert [step for step, _ in history(run.run_id, "valid-rmse")] == [0, 1, 2]
+    # iterations 0-2 at least; 3 too when our callback ran before the failing one
+    steps = [step for step, _ in history(run.run_id, "valid-rmse")]
+    assert steps in ([0, 1, 2], [0, 1, 2, 3])
 
     X_train, _, y_train, _ = data
     model = xgb.XGBClassifier(n_estimators=10, callbacks=[Boom()])

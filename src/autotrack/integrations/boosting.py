@@ -188,11 +188,11 @@ def set_argument(call: Call, name: str, value: Any) -> None:
     call.kwargs[name] = value
 
 
-def with_callback(user_callbacks: Any, callback: Any) -> list[Any]:
-    """A new list: the user's callbacks (never modified) followed by ours."""
+def with_callback(user_callbacks: Any, callback: Any, first: bool = False) -> list[Any]:
+    """A new list: the user's callbacks (never modified) and ours, after them or `first`."""
     if user_callbacks is None:
         return [callback]
-    return [*list(user_callbacks), callback]
+    return [callback, *user_callbacks] if first else [*user_callbacks, callback]
 
 
 # -- early stopping ------------------------------------------------------------------------------

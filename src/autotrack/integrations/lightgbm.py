@@ -367,7 +367,9 @@ class FitHooks(Hooks):
         X, y = call.argument("X"), call.argument("y")
         eval_set = _wrapper_eval_set(call)
         # which entry LightGBM called `training` shows only in its results
-        names = _wrapper_eval_names(call, eval_set, set(getattr(estimator, "evals_result_", {})))
+        names = _wrapper_eval_names(
+            call, eval_set, set(getattr(estimator, "evals_result_", None) or ())
+        )
         if names:
             run.log_param("eval_names", boosting.render(names))
         summary = early_stopping(booster, stream)

@@ -36,7 +36,7 @@ ALIASES = {
 }
 
 #: Configuration sections that hold model facts or plumbing rather than training params.
-_SKIPPED_SECTIONS = {"updater", "gbtree_model_param", "hist_train_param"}
+_SKIPPED_SECTIONS = {"gbtree_model_param", "hist_train_param"}
 _SKIPPED_KEYS = {"updater_seq", "name", "specified_updater", "fail_on_invalid_gpu_id"}
 
 
@@ -65,12 +65,15 @@ def params_dict(params: Any) -> dict[str, Any]:
     return merged
 
 
-def latest_metrics(evals_log: Mapping[str, Mapping[str, list[Any]]]) -> Iterator[tuple[str, float]]:
-    """The newest value of every metric on every evaluation set: `valid-auc`; `cv` entries
-    are (mean, std) pairs: `test-auc-mean`, `test-auc-std`."""
+def latest_metrics(
+    evals_log: Mapping[str, Mapping[str, list[Any]]], index: int = -1
+) -> Iterator[tuple[str, float]]:
+    """Every metric on every evaluation set at position `index` of XGBoost's evaluation log
+    (the newest by default): `valid-auc`; `cv` entries are (mean, std) pairs: `test-auc-mean`,
+    `test-auc-std`."""
     for data_name, metrics in evals_log.items():
         for metric_name, values in metrics.items():
-            last = values[-1]
+            last = values[index]
             if isinstance(last, tuple):
                 yield f"{data_name}-{metric_name}-mean", last[0]
                 yield f"{data_name}-{metric_name}-std", last[1]
@@ -94,6 +97,9 @@ def resolved_params(config_json: str) -> dict[str, str]:
                         found.setdefault(key, boosting.tidy_number(value))
                 else:
                     walk(value, key)
+        elif isinstance(node, list):  # xgboost >= 2 lists its updaters
+            for item in node:
+                walk(item, section)
 
     walk(learner, "")
     metrics = [m.get("name") for m in learner.get("metrics", []) if isinstance(m, dict)]
@@ -158,19 +164,34 @@ def _callback_class(base: type) -> type:
     from autotrack.safety import safe_callback_methods
 
     class AutotrackCallback(base):  # type: ignore[valid-type, misc]
-        """Streams each iteration's evaluation results into the run; never stops training."""
+        """Streams each iteration's evaluation results into the run; never stops training.
+
+        XGBoost stops asking callbacks once one says "stop" (xgboost 1.7 even keeps them in a
+        set, in no fixed order), so `after_training`, which every callback gets, records any
+        iteration still missing from the evaluation log XGBoost shares with its callbacks.
+        """
 
         def __init__(self, call: Call, stream: boosting.MetricStream) -> None:
             super().__init__()
             self.call = call  # tells containment which integration, run and `silent` apply
             self.stream = stream
+            self.evals_log: Any = None
+            self.first_epoch = 0
+            self.recorded = 0
 
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
             if evals_log:
+                if self.evals_log is None:
+                    self.evals_log, self.first_epoch = evals_log, epoch
                 self.stream.add(epoch, latest_metrics(evals_log))
+                self.recorded += 1
             return False
 
         def after_training(self, model: Any) -> Any:
+            if self.evals_log:
+                logged = len(next(iter(next(iter(self.evals_log.values())).values())))
+                for index in range(self.recorded, logged):
+                    self.stream.add(self.first_epoch + index, latest_metrics(self.evals_log, index))
             self.stream.flush()
             return model
 
@@ -188,7 +209,8 @@ def make_callback(call: Call, stream: boosting.MetricStream) -> Any:
 def _inject(call: Call) -> boosting.MetricStream:
     assert call.run is not None
     stream = boosting.MetricStream(call.run)
-    callbacks = boosting.with_callback(call.argument("callbacks"), make_callback(call, stream))
+    callback = make_callback(call, stream)
+    callbacks = boosting.with_callback(call.argument("callbacks"), callback, first=True)
     boosting.set_argument(call, "callbacks", callbacks)
     call.state["stream"] = stream
     return stream
@@ -212,7 +234,7 @@ def _inject_into_wrapper(call: Call) -> boosting.MetricStream | None:
     callback = make_callback(call, stream)
     call.state["stream"] = stream
     call.state["user_callbacks"] = vars(estimator).get("callbacks", _UNSET)
-    estimator.callbacks = boosting.with_callback(estimator.callbacks, callback)
+    estimator.callbacks = boosting.with_callback(estimator.callbacks, callback, first=True)
     return stream
 
 
