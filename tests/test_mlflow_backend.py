@@ -49,6 +49,14 @@ def quick_outages(monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOTRACK_FLUSH_INTERVAL", "0.2")
 
 
+@pytest.fixture
+def mlflow_reads(server):
+    """MLflow's own fluent API (pyfunc, registry) pointed at the test server."""
+    mlflow.set_tracking_uri(server.uri)
+    yield
+    mlflow.set_tracking_uri(None)
+
+
 def use(server_uri: str, experiment: str) -> None:
     autotrack.set_tracking_uri(f"mlflow+{server_uri}")
     autotrack.set_experiment(experiment)
@@ -163,7 +171,9 @@ def test_params_are_write_once(server):
             autotrack.log_param("alpha", 2)
 
 
-def test_mlflow_pyfunc_and_registry_load_an_autotrack_sklearn_model(server, monkeypatch):
+def test_mlflow_pyfunc_and_registry_load_an_autotrack_sklearn_model(
+    server, mlflow_reads, monkeypatch
+):
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
@@ -174,17 +184,13 @@ def test_mlflow_pyfunc_and_registry_load_an_autotrack_sklearn_model(server, monk
     use(server.uri, "models")
     with autotrack.start_run() as run:
         autotrack.log_model(model, "model", X=X)
-    mlflow.set_tracking_uri(server.uri)
-    try:
-        uri = f"runs:/{run.run_id}/model"
-        pyfunc = mlflow.pyfunc.load_model(uri)
-        assert (pyfunc.predict(X) == model.predict(X)).all()
-        assert (mlflow.sklearn.load_model(uri).predict_proba(X) == model.predict_proba(X)).all()
-        version = mlflow.register_model(uri, "autotrack-iris")
-        registered = mlflow.pyfunc.load_model(f"models:/autotrack-iris/{version.version}")
-        assert (registered.predict(X) == model.predict(X)).all()
-    finally:
-        mlflow.set_tracking_uri(None)
+    uri = f"runs:/{run.run_id}/model"
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    assert (pyfunc.predict(X) == model.predict(X)).all()
+    assert (mlflow.sklearn.load_model(uri).predict_proba(X) == model.predict_proba(X)).all()
+    version = mlflow.register_model(uri, "autotrack-iris")
+    registered = mlflow.pyfunc.load_model(f"models:/autotrack-iris/{version.version}")
+    assert (registered.predict(X) == model.predict(X)).all()
     # the same directory still loads with autotrack, checksums intact
     assert (autotrack.load_model(uri).predict(X) == model.predict(X)).all()
 
@@ -337,3 +343,112 @@ def test_export_copies_embedded_runs_and_is_idempotent(server, store_uri):
     assert [f.path for f in client(server).list_artifacts(runs["outer"].info.run_id, "files")] == [
         "files/x.txt"
     ]
+
+
+# -- autologged frameworks -----------------------------------------------------------------------
+def test_autologged_sklearn_search_parent_and_children(server, mlflow_reads, monkeypatch):
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X[:, :5]
+    use(server.uri, "sklearn-search")
+    autotrack.sklearn.autolog()
+    try:
+        search = GridSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0, 10.0]}, cv=3)
+        search.fit(X, y)
+    finally:
+        autotrack.sklearn.autolog(disable=True)
+    tracking.flush()
+
+    runs = runs_of(server, "sklearn-search")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.run_name == "GridSearchCV"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["best_C"] == str(search.best_params_["C"])
+    assert parent.data.metrics["best_score"] == pytest.approx(search.best_score_)
+    assert parent.data.tags["mlflow.autologging"] == "sklearn"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 3 == len(runs) - 1
+    results = search.cv_results_
+    for child in children:
+        i = int(child.data.tags["candidate_index"])
+        assert child.data.params["C"] == str(results["params"][i]["C"])
+        assert child.data.metrics["mean_test_score"] == pytest.approx(results["mean_test_score"][i])
+        folds = client(server).get_metric_history(child.info.run_id, "test_score")
+        assert sorted(m.step for m in folds) == [0, 1, 2]
+    # the best estimator, logged by autotrack, is an MLflow model
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model")
+    assert (pyfunc.predict(X) == search.predict(X)).all()
+
+
+def test_autologged_xgboost_per_iteration_metrics(server, mlflow_reads):
+    xgb = pytest.importorskip("xgboost")
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_valid, y_train, y_valid = train_test_split(X, y, random_state=0)
+    dtrain, dvalid = xgb.DMatrix(X_train, label=y_train), xgb.DMatrix(X_valid, label=y_valid)
+    use(server.uri, "xgboost")
+    autotrack.xgboost.autolog()
+    evals_result: dict = {}
+    try:
+        booster = xgb.train(
+            {"objective": "binary:logistic", "eval_metric": ["logloss", "auc"], "max_depth": 3},
+            dtrain, num_boost_round=40, evals=[(dtrain, "train"), (dvalid, "valid")],
+            evals_result=evals_result, verbose_eval=False,
+        )  # fmt: skip
+    finally:
+        autotrack.xgboost.autolog(disable=True)
+    tracking.flush()
+
+    (run,) = runs_of(server, "xgboost")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["max_depth"] == "3" and run.data.params["num_boost_round"] == "40"
+    for data_name in ("train", "valid"):
+        for metric in ("logloss", "auc"):
+            expected = list(enumerate(evals_result[data_name][metric]))
+            got = steps(server, run.info.run_id, f"{data_name}-{metric}")
+            assert [s for s, _ in got] == [s for s, _ in expected]
+            assert [v for _, v in got] == pytest.approx([v for _, v in expected])
+    loaded = mlflow.xgboost.load_model(f"runs:/{run.info.run_id}/model")
+    assert (loaded.predict(dvalid) == booster.predict(dvalid)).all()
+
+
+def test_autologged_keras_run(server, mlflow_reads):
+    keras = pytest.importorskip("keras")
+    np = pytest.importorskip("numpy")
+
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 4)).astype("float32")
+    y = (X.sum(axis=1) > 2).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+         keras.layers.Dense(1, activation="sigmoid")]
+    )  # fmt: skip
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    use(server.uri, "keras")
+    autotrack.tensorflow.autolog()
+    try:
+        history = model.fit(X, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0)
+    finally:
+        autotrack.tensorflow.autolog(disable=True)
+    tracking.flush()
+
+    (run,) = runs_of(server, "keras")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["epochs"] == "3" and run.data.params["batch_size"] == "16"
+    for key, values in history.history.items():
+        got = steps(server, run.info.run_id, key)
+        assert [s for s, _ in got] == [0, 1, 2]
+        assert [v for _, v in got] == pytest.approx(values, rel=1e-6)
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    np.testing.assert_allclose(
+        np.asarray(pyfunc.predict(X)).ravel(), model.predict(X, verbose=0).ravel(), rtol=1e-5
+    )

@@ -334,6 +334,11 @@ class MlflowStore:
             state.metrics[row[1]] = row[2]
         self.outbox.put_row(row)
 
+    def add_metric_rows(self, rows: Sequence[MetricRow]) -> None:
+        """A batch of points from a streaming callback (XGBoost, LightGBM)."""
+        for row in rows:
+            self.add_metric_row(row)
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         self._read_flush()
         remote_id = self._remote_id(run_id) or run_id
