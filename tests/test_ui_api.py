@@ -422,3 +422,17 @@ def test_downsample_keeps_small_histories_and_bounds_long_ones():
     assert min(p[1] for p in kept) == min(p[1] for p in noisy)
     with pytest.raises(ValueError):
         downsample(noisy, 2)
+
+
+def test_non_ascii_names_keys_and_paths_round_trip(store_uri):
+    with autotrack.start_run(run_name="réseau-日本") as run:
+        autotrack.log_metric("précision", 0.5, step=0)
+        autotrack.log_metric("précision", 0.7, step=1)
+        autotrack.log_text("über", "données/é.txt")
+    client = Client(store_uri)
+    got = client.json("/api/metric-history", run_id=run.run_id, key="précision")
+    assert [p[1] for p in got[run.run_id]["précision"]["points"]] == [0.5, 0.7]
+    found = client.json("/api/runs", filter="attributes.run_name = 'réseau-日本'")
+    assert [r["run_name"] for r in found["runs"]] == ["réseau-日本"]
+    preview = client.json(f"/api/runs/{run.run_id}/artifacts/preview", path="données/é.txt")
+    assert preview["text"] == "über"
