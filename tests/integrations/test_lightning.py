@@ -173,10 +173,17 @@ def test_fit_with_validation_early_stopping_and_checkpoint(autolog, tmp_path):
     assert all(torch.equal(best_state[k], saved[k]) for k in saved)
 
     results = fitter.test(model, val, verbose=False)
-    assert autotrack.get_metric_history(run.run_id, "test_loss")[0].value == pytest.approx(
-        results[0]["test_loss"]
-    )
+    test_loss = autotrack.get_metric_history(run.run_id, "test_loss")
+    assert [(m.step, m.value) for m in test_loss] == [(2, pytest.approx(results[0]["test_loss"]))]
+    checked = fitter.validate(model, val, verbose=False)  # after fit: post-training metrics
+    assert history(run.run_id, "val_loss")[-1] == (2, pytest.approx(checked[0]["val_loss"]))
     assert len(autotrack.search_runs()) == 1
+
+
+def test_test_without_a_recorded_fit_records_nothing(autolog, tmp_path):
+    _, val, _ = loaders()
+    trainer(tmp_path).test(LitRegressor(), val, verbose=False)
+    assert autotrack.search_runs() == []
 
 
 def test_step_metrics_every_n_steps(autolog, tmp_path):

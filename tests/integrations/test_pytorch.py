@@ -373,7 +373,7 @@ def test_grad_scaler_records_the_unscaled_loss(autolog):
 SCRIPT = """
 import autotrack, torch
 from torch import nn
-autotrack.pytorch.autolog()
+autotrack.{autolog}()
 torch.manual_seed(0)
 X = torch.randn(64, 4); y = X.sum(1, keepdim=True)
 loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=16)
@@ -400,7 +400,10 @@ def run_script(tmp_path, store_uri, code):
 
 
 def test_run_ends_at_process_exit_with_the_model(tmp_path, store_uri):
-    done = run_script(tmp_path, store_uri, SCRIPT.format(epochs=3, fail_epoch=-1))
+    """`autotrack.autolog()` (every framework) records the loop; the run ends at exit."""
+    done = run_script(
+        tmp_path, store_uri, SCRIPT.format(autolog="autolog", epochs=3, fail_epoch=-1)
+    )
     assert done.returncode == 0, done.stderr
     run = only_run()
     assert run.status == "FINISHED"
@@ -410,7 +413,9 @@ def test_run_ends_at_process_exit_with_the_model(tmp_path, store_uri):
 
 
 def test_loop_raising_mid_epoch_keeps_epochs_so_far_and_fails_the_run(tmp_path, store_uri):
-    done = run_script(tmp_path, store_uri, SCRIPT.format(epochs=5, fail_epoch=2))
+    done = run_script(
+        tmp_path, store_uri, SCRIPT.format(autolog="pytorch.autolog", epochs=5, fail_epoch=2)
+    )
     assert done.returncode == 1 and "ValueError: user error mid-epoch" in done.stderr
     run = only_run()
     assert run.status == "FAILED"

@@ -8,6 +8,7 @@ once per epoch (and every `log_every_n_steps` steps). See `pytorch_loop` for the
 from __future__ import annotations
 
 import atexit
+import importlib
 import sys
 import weakref
 from typing import Any
@@ -85,6 +86,7 @@ class Recorder:
         session, self.session = self.session, None
         if session is not None:
             self._close(session, RunStatus.FINISHED)
+        self.known = weakref.WeakSet()  # enabled again, an optimizer's next step opens a run
         self.config = None
 
     def refresh(self, config: Any) -> bool:
@@ -380,9 +382,8 @@ class Recorder:
 def live_config() -> Any:
     """The integration's current options. The engine hands them to every patched call; torch's
     global hooks get none, so a run opening there reads them from autolog's registry."""
-    from autotrack import autolog
-
-    entry = autolog._entries.get(NAME)
+    registry = importlib.import_module("autotrack.autolog")  # `autotrack.autolog` is a function
+    entry = registry._entries.get(NAME)
     return entry.live.config if entry is not None else None
 
 

@@ -1,0 +1,276 @@
+"""PyTorch: the plain-loop overhead on a small CPU MLP (batch 128), and one Lightning fit side
+by side with `mlflow.pytorch.autolog()` (which records nothing for plain loops).
+
+    python benchmarks/bench_pytorch.py [--quick]
+
+Plain, autotrack and MLflow take turns (the machine may be shared) and the medians compare
+CPU time (this process's threads and its children), wall time kept alongside; one torch
+thread. Results: benchmarks/results/pytorch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import harness
+import torch
+from torch import nn
+
+import autotrack
+
+warnings.filterwarnings("ignore")
+FEATURES, HIDDEN, BATCH = 32, 64, 128
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(FEATURES, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
+        nn.Linear(HIDDEN, 1),
+    )  # fmt: skip
+
+
+def data(rows: int) -> torch.utils.data.TensorDataset:
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randn(rows, FEATURES, generator=generator)
+    return torch.utils.data.TensorDataset(X, X[:, :4].sum(1, keepdim=True))
+
+
+# -- the plain loop -------------------------------------------------------------------------------
+class Loop:
+    """A user's loop: train pass, LR scheduler, validation pass."""
+
+    def __init__(self, rows: int = 8192) -> None:
+        torch.manual_seed(0)
+        self.train = torch.utils.data.DataLoader(data(rows), batch_size=BATCH, shuffle=True)
+        self.val = torch.utils.data.DataLoader(data(1024), batch_size=256)
+        self.model = mlp()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, 10, 0.5)
+        self.criterion = nn.MSELoss()
+
+    def epoch(self) -> None:
+        self.model.train()
+        for xb, yb in self.train:
+            self.optimizer.zero_grad()
+            loss = self.criterion(self.model(xb), yb)
+            loss.backward()
+            self.optimizer.step()
+        self.scheduler.step()
+        self.model.eval()
+        with torch.no_grad():
+            for xb, yb in self.val:
+                self.criterion(self.model(xb), yb)
+
+    def timed(self, epochs: int) -> float:
+        started = time.perf_counter()
+        for _ in range(epochs):
+            self.epoch()
+        return (time.perf_counter() - started) / epochs
+
+
+def clock() -> tuple[float, float]:
+    """(wall, CPU) seconds; CPU counts every thread of this process and its finished children
+    (MLflow infers requirements in a subprocess), and is what a shared machine cannot inflate."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), time.process_time() + children.ru_utime + children.ru_stime
+
+
+def interleaved(
+    fn: Callable[[], Any], variants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]],
+    repeat: int,
+) -> dict[str, tuple[float, float]]:  # fmt: skip
+    """Median (wall, CPU) of `fn` under each variant, the variants taking turns; `enter` runs
+    untimed before each timed call (switching autolog on, a warm-up), `leave` after it."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    for _ in range(repeat):
+        for name, (enter, leave) in variants.items():
+            enter()
+            wall, cpu = clock()
+            fn()
+            wall_end, cpu_end = clock()
+            leave()
+            samples[name].append((wall_end - wall, cpu_end - cpu))
+    return {
+        name: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
+        for name, got in samples.items()
+    }
+
+
+def nothing() -> None:
+    pass
+
+
+def mlflow_switch(flavor_options: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    import mlflow
+
+    return (lambda: mlflow.pytorch.autolog(**flavor_options),
+            lambda: mlflow.pytorch.autolog(disable=True))  # fmt: skip
+
+
+def row_from(workload: str, times: dict[str, tuple[float, float]], **extra: Any) -> dict[str, Any]:
+    """A harness row from CPU medians (wall medians kept alongside)."""
+    plain = times["plain"][1]
+    ours = max(times["autotrack"][1] - plain, 0.0)
+    theirs = max(times["mlflow"][1] - plain, 0.0) if "mlflow" in times else None
+    row = {
+        "workload": workload, "plain_s": plain, "autotrack_added_s": ours,
+        "mlflow_added_s": theirs, "ratio": theirs / max(ours, 1e-4) if theirs else None,
+        "wall_s": {name: wall for name, (wall, _) in times.items()}, **extra,
+    }  # fmt: skip
+    harness.print_rows([row])
+    return row
+
+
+def loop_overhead(repeat: int, epochs: int) -> dict[str, Any]:
+    """Epoch time plain and autologged; the added share of a step and the µs per step."""
+    loop = Loop()
+    steps = len(loop.train)
+    loop.timed(2)  # warm-up
+
+    def on() -> None:
+        autotrack.pytorch.autolog()
+        loop.timed(1)  # opens the run and finds the model (the first steps), untimed
+
+    variants = {"plain": (nothing, nothing),
+                "autotrack": (on, lambda: autotrack.pytorch.autolog(disable=True))}  # fmt: skip
+    if harness.mlflow_available():
+        variants["mlflow"] = mlflow_switch({})  # records nothing for a plain loop
+    times = interleaved(lambda: loop.timed(epochs), variants, repeat)
+    autotrack.flush()
+    runs = autotrack.search_runs()
+    plain, ours = times["plain"][1], times["autotrack"][1]
+    row = row_from(
+        f"plain loop MLP {FEATURES}-{HIDDEN}-{HIDDEN}-1, batch {BATCH}, CPU (one epoch)",
+        times,
+        steps_per_epoch=steps,
+        added_share=(ours - plain) / plain,
+        added_us_per_step=(ours - plain) / steps * 1e6,
+        runs_recorded=len(runs),
+        metrics_recorded=sorted(runs[0].metrics) if runs else [],
+    )
+    print(
+        f"  plain loop: {row['added_share'] * 100:+.2f}% of a step "
+        f"({row['added_us_per_step']:+.1f} us/step over {plain / steps * 1e6:.0f} us/step)"
+    )
+    return row
+
+
+# -- Lightning ------------------------------------------------------------------------------------
+def lightning_fit_fn(root: str, epochs: int):
+    import lightning as L
+
+    class Regressor(L.LightningModule):
+        def __init__(self, lr: float = 1e-3) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = mlp()
+
+        def training_step(self, batch, index):
+            loss = nn.functional.mse_loss(self.net(batch[0]), batch[1])
+            self.log("train_loss", loss, on_epoch=True)
+            return loss
+
+        def validation_step(self, batch, index):
+            self.log("val_loss", nn.functional.mse_loss(self.net(batch[0]), batch[1]))
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+    train = torch.utils.data.DataLoader(data(4096), batch_size=BATCH, shuffle=True)
+    val = torch.utils.data.DataLoader(data(1024), batch_size=256)
+
+    def fit() -> None:
+        torch.manual_seed(0)
+        trainer = L.Trainer(max_epochs=epochs, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=root)  # fmt: skip
+        trainer.fit(Regressor(), train, val)
+
+    return fit
+
+
+def recorded(kind: str) -> dict[str, Any]:
+    """What one fit left in the store (params, metric keys, artifacts), for the table."""
+    if kind == "autotrack":
+        run = autotrack.search_runs()[0]
+        files = [f.path for f in autotrack.list_artifacts(run.run_id)]
+        return {"params": len(run.params), "metrics": sorted(run.metrics), "artifacts": files}
+    import mlflow
+
+    run = mlflow.search_runs(output_format="list")[0]
+    client = mlflow.MlflowClient()
+    files = [f.path for f in client.list_artifacts(run.info.run_id)]
+    models = mlflow.search_logged_models(output_format="list") if hasattr(
+        mlflow, "search_logged_models") else []  # fmt: skip
+    return {"params": len(run.data.params), "metrics": sorted(run.data.metrics),
+            "artifacts": files, "logged_models": len(models)}  # fmt: skip
+
+
+def lightning_rows(repeat: int, epochs: int) -> list[dict[str, Any]]:
+    import lightning.pytorch  # noqa: F401  (imported before autolog, as most scripts do)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        fit = lightning_fit_fn(root, epochs)
+        fit()  # warm-up
+        for label, options in (("defaults", {}), ("log_models=False", {"log_models": False})):
+            variants = {
+                "plain": (nothing, nothing),
+                "autotrack": (lambda options=options: autotrack.pytorch.autolog(**options),
+                              lambda: autotrack.pytorch.autolog(disable=True)),
+            }  # fmt: skip
+            if harness.mlflow_available():
+                variants["mlflow"] = mlflow_switch(options)
+            times = interleaved(fit, variants, repeat)
+            rows.append(row_from(f"Lightning fit, {epochs} epochs x 32 steps + val ({label})",
+                                 times))  # fmt: skip
+        autotrack.pytorch.autolog()
+        fit()
+        autotrack.pytorch.autolog(disable=True)
+        rows[0]["autotrack_records"] = recorded("autotrack")
+        if harness.mlflow_available():
+            import mlflow
+
+            mlflow.pytorch.autolog()
+            fit()
+            mlflow.pytorch.autolog(disable=True)
+            rows[0]["mlflow_records"] = recorded("mlflow")
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as store:
+        autotrack.set_tracking_uri(f"{store}/autotrack")
+        if harness.mlflow_available():
+            import mlflow
+
+            mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+        loop = loop_overhead(repeat=3 if args.quick else 15, epochs=2)
+        rows = [loop, *lightning_rows(repeat=2 if args.quick else 5, epochs=5)]
+        autotrack.flush()
+    for row in rows[1:]:
+        for kind in ("autotrack_records", "mlflow_records"):
+            if kind in row:
+                print(f"  {kind}: {row[kind]}")
+    with contextlib.suppress(OSError):
+        harness.write("pytorch", rows, torch_threads=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
