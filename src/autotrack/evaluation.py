@@ -2,8 +2,10 @@
 plots (confusion matrix, ROC / precision-recall curves, predictions vs truth).
 
 `evaluate` runs on the caller's thread, so it only does what must see the model as it is now:
-predictions and scalar metrics. The plot data (curve points, confusion counts) is computed on
-first access, which `log_evaluation` arranges to happen on autotrack's background worker.
+predictions (and a custom `score`). The metrics and the plot data are computed from those
+arrays on first access, which `log_evaluation` arranges to happen on autotrack's background
+worker: scikit-learn's metric functions validate their inputs at length, and the full suite
+costs tens of milliseconds on a loaded machine, more than the whole budget of a fit.
 Shared by the sklearn, XGBoost and LightGBM integrations.
 """
 
@@ -40,10 +42,14 @@ def is_evaluating() -> bool:
 
 @contextlib.contextmanager
 def evaluating() -> Iterator[None]:
-    """Mark autotrack's own predict/metric calls (post-training hooks ignore them)."""
+    """Mark autotrack's own predict/metric calls: patched calls inside take the engine's fast
+    path (also on the background thread) and post-training hooks ignore them."""
+    from autotrack.engine import suppressed
+
     token = _evaluating.set(True)
     try:
-        yield
+        with suppressed():
+            yield
     finally:
         _evaluating.reset(token)
 
@@ -66,13 +72,32 @@ class Evaluation:
     """Metrics of one estimator on one dataset, plus the arrays its plots are drawn from."""
 
     kind: str  # "classifier" | "regressor" | "clusterer" | "other"
-    metrics: dict[str, float]
     y_true: Any = None
     y_pred: Any = None
     y_score: Any = None  # probabilities / decision values, columns follow `labels`
     labels: list[Any] = field(default_factory=list)
     sample_weight: Any = None
     estimator_name: str = ""
+    proba: bool = False  # y_score holds probabilities (log_loss applies)
+    X: Any = None  # clusterers: the data, for silhouette & co.
+    known: dict[str, float] = field(default_factory=dict)  # measured on the caller's thread
+    score_is: str | None = None  # `score` equals this metric (the stock mixins' score)
+
+    @functools.cached_property
+    def metrics(self) -> dict[str, float]:
+        """The suite for this kind (computed once, from the arrays above)."""
+        out: dict[str, float] = {}
+        with evaluating():
+            if self.kind == "classifier" and self.y_true is not None:
+                _classification_metrics(self, out)
+            elif self.kind == "regressor" and self.y_true is not None:
+                _regression_metrics(self, out)
+            elif self.kind == "clusterer":
+                _clustering_metrics(self, out)
+        if self.score_is is not None and self.score_is in out:
+            out["score"] = out[self.score_is]
+        out.update(self.known)
+        return out
 
     @functools.cached_property
     def confusion_matrix(self) -> list[list[int]] | None:
@@ -176,7 +201,7 @@ def evaluate(
     y_pred: Any = None,
     labels_are_fit: bool = False,
 ) -> Evaluation:
-    """Predict with the fitted `estimator` on `X` and compute its kind's metric suite.
+    """Predict with the fitted `estimator` on `X`; the suite is computed from the result.
 
     `y_pred` reuses predictions the caller already has (a post-training metric call);
     `labels_are_fit` says `X` is the data the estimator was fitted on, so a clusterer's
@@ -185,34 +210,26 @@ def evaluate(
     kind = task_kind(estimator)
     name = type(estimator).__name__
     with evaluating():
-        if kind == "classifier":
-            return _classifier(estimator, X, y, sample_weight, y_pred, name)
-        if kind == "regressor":
-            return _regressor(estimator, X, y, sample_weight, y_pred, name)
         if kind == "clusterer":
-            return _clusterer(estimator, X, y, y_pred, labels_are_fit, name)
-        metrics: dict[str, float] = {}
+            if y_pred is None:
+                fitted = getattr(estimator, "labels_", None)
+                if labels_are_fit and fitted is not None:
+                    y_pred = fitted
+                elif hasattr(estimator, "predict"):
+                    y_pred = estimator.predict(X)
+            return Evaluation("clusterer", y, y_pred, estimator_name=name, X=X)
+        result = Evaluation(kind, y, estimator_name=name, sample_weight=sample_weight)
+        if kind in ("classifier", "regressor"):
+            result.y_pred = estimator.predict(X) if y_pred is None else y_pred
+        if kind == "classifier":
+            result.labels = list(getattr(estimator, "classes_", []))
+            if y is not None and _is_1d(y) and _is_1d(result.y_pred):
+                result.y_score, result.proba = _scores(estimator, X, result.labels)
         if y is not None and hasattr(estimator, "score"):
-            _put(metrics, "score", lambda: _score(estimator, X, y, sample_weight))
-        return Evaluation("other", metrics, estimator_name=name)
-
-
-def _classifier(
-    estimator: Any, X: Any, y: Any, sample_weight: Any, y_pred: Any, name: str
-) -> Evaluation:
-    if y_pred is None:
-        y_pred = estimator.predict(X)
-    labels = list(getattr(estimator, "classes_", []))
-    score, proba = (None, False)
-    if y is not None and _is_1d(y) and _is_1d(y_pred):
-        score, proba = _scores(estimator, X, labels)
-    result = from_predictions(
-        "classifier", y, y_pred, score, labels, sample_weight, proba=proba, estimator_name=name
-    )
-    if y is not None:
-        known = result.metrics.get("accuracy_score")
-        _put(result.metrics, "score", lambda: _score(estimator, X, y, sample_weight, known))
-    return result
+            result.score_is = _stock_score(estimator)
+            if result.score_is is None:
+                _put(result.known, "score", lambda: _score(estimator, X, y, sample_weight))
+        return result
 
 
 def from_predictions(
@@ -231,25 +248,16 @@ def from_predictions(
     `y_score`: class probabilities (`proba=True`) or decision values, columns in `labels`
     order; for binary tasks a 1-D score of the second label is accepted.
     """
-    with evaluating():
-        if kind == "regressor":
-            return _regression_metrics(y_true, y_pred, sample_weight, estimator_name)
-        if kind != "classifier":
-            return Evaluation(kind, {}, y_true, y_pred, estimator_name=estimator_name)
-        result = Evaluation(
-            "classifier", {}, y_true, y_pred, y_score, list(labels or []), sample_weight,
-            estimator_name,
-        )  # fmt: skip
-        if y_true is not None:
-            _classification_metrics(result, proba)
-        return result
+    return Evaluation(
+        kind, y_true, y_pred, y_score, list(labels or []), sample_weight, estimator_name, proba
+    )
 
 
-def _classification_metrics(result: Evaluation, proba: bool) -> None:
+def _classification_metrics(result: Evaluation, out: dict[str, float]) -> None:
     import numpy as np
     from sklearn import metrics as m
 
-    y, y_pred, labels, out = result.y_true, result.y_pred, result.labels, result.metrics
+    y, y_pred, labels = result.y_true, result.y_pred, result.labels
     w = {"sample_weight": result.sample_weight}
     single = _is_1d(y) and (not labels or _is_1d(np.asarray(labels)))
     binary = single and len(labels) == 2
@@ -260,16 +268,15 @@ def _classification_metrics(result: Evaluation, proba: bool) -> None:
     for metric in ("precision_score", "recall_score", "f1_score"):
         fn: Callable[..., Any] = getattr(m, metric)
         _put(out, metric, functools.partial(fn, y, y_pred, zero_division=0, **average, **w))
-    score = result.y_score
-    if score is None or not single or len(labels) < 2:
+    if result.y_score is None or not single or len(labels) < 2:
         return
-    score = np.asarray(score, dtype=float)
-    if proba and score.ndim == 2:
+    score = np.asarray(result.y_score, dtype=float)
+    if result.proba and score.ndim == 2:
         _put(out, "log_loss", lambda: m.log_loss(y, score, labels=labels, **w))
     if binary:
         column = score if score.ndim == 1 else score[:, 1]
         _put(out, "roc_auc", lambda: m.roc_auc_score(np.asarray(y) == labels[1], column, **w))
-    elif proba and score.ndim == 2:
+    elif result.proba and score.ndim == 2:
         _put(
             out,
             "roc_auc",
@@ -302,62 +309,35 @@ def _scores(estimator: Any, X: Any, labels: list[Any]) -> tuple[Any, bool]:
     return None, False
 
 
-def _regressor(
-    estimator: Any, X: Any, y: Any, sample_weight: Any, y_pred: Any, name: str
-) -> Evaluation:
-    if y_pred is None:
-        y_pred = estimator.predict(X)
-    result = _regression_metrics(y, y_pred, sample_weight, name)
-    if y is not None:
-        known = result.metrics.get("r2_score")
-        _put(result.metrics, "score", lambda: _score(estimator, X, y, sample_weight, known))
-    return result
-
-
-def _regression_metrics(y: Any, y_pred: Any, sample_weight: Any, name: str) -> Evaluation:
+def _regression_metrics(result: Evaluation, out: dict[str, float]) -> None:
     from sklearn import metrics as m
 
-    result = Evaluation(
-        "regressor", {}, y, y_pred, sample_weight=sample_weight, estimator_name=name
-    )
-    if y is None:
-        return result
-    out = result.metrics
-    w = {"sample_weight": sample_weight}
+    y, y_pred = result.y_true, result.y_pred
+    w = {"sample_weight": result.sample_weight}
     _put(out, "mean_squared_error", lambda: m.mean_squared_error(y, y_pred, **w))
     if "mean_squared_error" in out:
         out["root_mean_squared_error"] = math.sqrt(out["mean_squared_error"])
     _put(out, "mean_absolute_error", lambda: m.mean_absolute_error(y, y_pred, **w))
     _put(out, "r2_score", lambda: m.r2_score(y, y_pred, **w))
-    return result
 
 
-def _clusterer(
-    estimator: Any, X: Any, y: Any, y_pred: Any, labels_are_fit: bool, name: str
-) -> Evaluation:
+def _clustering_metrics(result: Evaluation, out: dict[str, float]) -> None:
     import numpy as np
     from sklearn import metrics as m
 
-    if y_pred is None:
-        fitted = getattr(estimator, "labels_", None)
-        if labels_are_fit and fitted is not None:
-            y_pred = fitted
-        elif hasattr(estimator, "predict"):
-            y_pred = estimator.predict(X)
-    result = Evaluation("clusterer", {}, y, y_pred, estimator_name=name)
-    if y_pred is None or not _is_1d(y_pred):
-        return result
-    out = result.metrics
-    y_pred = np.asarray(y_pred)
+    X, y = result.X, result.y_true
+    if result.y_pred is None or not _is_1d(result.y_pred):
+        return
+    y_pred = np.asarray(result.y_pred).ravel()
     n_clusters = len(set(y_pred.tolist()) - {-1})
     out["n_clusters"] = float(n_clusters)
-    if 2 <= n_clusters < len(y_pred):
+    if X is not None and 2 <= n_clusters < len(y_pred):
         if len(y_pred) <= SILHOUETTE_MAX_SAMPLES:
             _put(out, "silhouette_score", lambda: m.silhouette_score(X, y_pred))
         else:
             logger.debug(
                 "autotrack: silhouette_score skipped for %s: %d samples > %d",
-                name,
+                result.estimator_name,
                 len(y_pred),
                 SILHOUETTE_MAX_SAMPLES,
             )
@@ -365,18 +345,25 @@ def _clusterer(
         _put(out, "davies_bouldin_score", lambda: m.davies_bouldin_score(X, y_pred))
     if y is not None and _is_1d(y):
         _put(out, "adjusted_rand_score", lambda: m.adjusted_rand_score(y, y_pred))
-    return result
 
 
-def _score(estimator: Any, X: Any, y: Any, sample_weight: Any, known: float | None = None) -> float:
-    """`estimator.score`, reusing the value already computed when it is the stock mixin's
-    (accuracy for classifiers, R^2 for regressors) instead of predicting a second time."""
+def _stock_score(estimator: Any) -> str | None:
+    """The metric `estimator.score` computes when it is the stock mixins' (accuracy for
+    classifiers, R^2 for regressors), so it is not predicted a second time."""
     from sklearn.base import ClassifierMixin, RegressorMixin
 
-    method = getattr(type(estimator), "score", None)
-    method = getattr(method, "__wrapped__", method)
-    if known is not None and method in (ClassifierMixin.score, RegressorMixin.score):
-        return known
+    def unwrapped(method: Any) -> Any:
+        return getattr(method, "__wrapped__", method)
+
+    method = unwrapped(getattr(type(estimator), "score", None))
+    if method is unwrapped(vars(ClassifierMixin).get("score")):
+        return "accuracy_score"
+    if method is unwrapped(vars(RegressorMixin).get("score")):
+        return "r2_score"
+    return None
+
+
+def _score(estimator: Any, X: Any, y: Any, sample_weight: Any) -> float:
     if sample_weight is not None:
         return estimator.score(X, y, sample_weight=sample_weight)
     return estimator.score(X, y)
@@ -434,11 +421,16 @@ def metric_names(evaluation: Evaluation, prefix: str) -> dict[str, float]:
 def log_evaluation(
     run: RunHandle, evaluation: Evaluation, prefix: str, *, plots: bool = True
 ) -> None:
-    """Log the metrics now; draw the plots and write their data on the background worker."""
+    """On the background worker: compute and log the metrics, then draw the plots and write
+    their data. Reads (`get_run`, `search_runs`) and `end_run` wait for it."""
+    run.defer(_log_evaluation, run, evaluation, prefix, plots)
+
+
+def _log_evaluation(run: RunHandle, evaluation: Evaluation, prefix: str, plots: bool) -> None:
     metrics = metric_names(evaluation, prefix)
     if metrics:
         run.log_metrics(metrics)
     if plots and evaluation.kind in ("classifier", "regressor") and evaluation.y_true is not None:
         from autotrack.plots import log_evaluation_plots
 
-        run.defer(log_evaluation_plots, run, evaluation, prefix)
+        log_evaluation_plots(run, evaluation, prefix)

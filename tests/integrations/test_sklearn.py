@@ -94,6 +94,7 @@ def test_binary_classifier_run(autolog, cancer):
     for plot in ("confusion_matrix", "roc_curve", "precision_recall_curve"):
         assert {f"training_{plot}.png", f"training_{plot}.json"} <= names
     assert {"model", "datasets", "feature_importances.json", "feature_importances.png"} <= names
+    assert "estimator.html" in names
     root = Path(autotrack.artifact_path(run.run_id))
     counts = json.loads((root / "training_confusion_matrix.json").read_text())["counts"]
     assert counts == metrics.confusion_matrix(y_train, pred).tolist()
@@ -421,12 +422,14 @@ def test_post_training_metrics_go_to_the_models_run(autolog, cancer):
     f1 = metrics.f1_score(y_test, y_pred)
     macro = metrics.f1_score(y_test, y_pred, average="macro")
     score = model.score(X_test, y_test)
+    auc = metrics.roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])  # a view: found
 
     run = only_run()
     assert run.metrics["accuracy_score_X_test"] == pytest.approx(accuracy)
     assert run.metrics["f1_score_X_test"] == pytest.approx(f1)
     assert run.metrics["f1_score-2_X_test"] == pytest.approx(macro)
     assert run.metrics["LogisticRegression_score_X_test"] == pytest.approx(score)
+    assert run.metrics["roc_auc_score_X_test"] == pytest.approx(auc)
     assert run.metrics["X_test_roc_auc"] == pytest.approx(
         metrics.roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])
     )
@@ -435,6 +438,10 @@ def test_post_training_metrics_go_to_the_models_run(autolog, cancer):
     assert {"X_test_confusion_matrix.png", "X_test_roc_curve.png", "metric_info.json"} <= names
     info = json.loads(Path(autotrack.artifact_path(run.run_id, "metric_info.json")).read_text())
     assert "average='macro'" in info["f1_score-2_X_test"]
+    assert (
+        info["roc_auc_score_X_test"]
+        == "roc_auc_score(y_true, y_score=<predict_proba(X_test)[...]>)"
+    )
     assert run.tags["dataset.X_test.shape"] == f"{len(X_test)}x8"
     # metrics of predictions that are not the model's are not logged
     metrics.accuracy_score(y_test, np.zeros_like(y_test))
@@ -553,3 +560,43 @@ def test_sparse_training_data(autolog):
     assert run.tags["dataset.train.shape"] == "200x50"
     data = json.loads(Path(autotrack.artifact_path(run.run_id, "datasets/train.json")).read_text())
     assert data["features"]["nnz"] == X.nnz
+
+
+def test_concurrent_fits_in_threads_get_their_own_complete_runs(autolog, cancer):
+    import threading
+
+    from sklearn.linear_model import LogisticRegression
+
+    X_train, _, y_train, _ = cancer
+    autolog()
+    barrier = threading.Barrier(3)
+
+    def fit(c):
+        barrier.wait()
+        LogisticRegression(C=c, max_iter=2000).fit(X_train, y_train)
+
+    threads = [threading.Thread(target=fit, args=(c,)) for c in (0.1, 1.0, 10.0)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runs = autotrack.search_runs()
+    assert sorted(r.params["C"] for r in runs) == ["0.1", "1.0", "10.0"]
+    assert all("training_accuracy_score" in r.metrics for r in runs)
+
+
+def test_text_pipeline_on_a_list_of_documents(autolog):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.pipeline import make_pipeline
+
+    docs = ["good movie", "bad movie", "great film", "awful film", "good film", "bad plot"] * 3
+    labels = [1, 0, 1, 0, 1, 0] * 3
+    autolog()
+    pipe = make_pipeline(TfidfVectorizer(), MultinomialNB()).fit(docs, labels)
+    run = only_run()
+    assert run.params["tfidfvectorizer__lowercase"] == "True"
+    assert run.metrics["training_accuracy_score"] == pytest.approx(pipe.score(docs, labels))
+    assert run.tags["dataset.train.shape"] == "18"
+    loaded = autotrack.load_model(f"runs:/{run.run_id}/model")
+    assert list(loaded.predict(["good film", "awful movie"])) == [1, 0]

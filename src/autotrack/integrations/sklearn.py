@@ -6,7 +6,7 @@ What is recorded (the engine opens the runs, only the outermost call records):
   user subclasses: the patch sits where the method is defined). Params `get_params(deep=True)`
   (searches: `deep=False` plus `best_<param>`), tags `estimator_name`, `estimator_class`;
   `training_<metric>` and the training plots (`autotrack.evaluation`); feature importances;
-  the model (`autotrack.models`, skops); the training data's fingerprint.
+  the model (`autotrack.models`, skops), `estimator.html`; the training data's fingerprint.
 - Searches: `best_score`, `cv_results.csv`, one child run per candidate (`max_tuning_runs`).
 - `cross_validate` / `cross_val_score` / `cross_val_predict` / `learning_curve` /
   `validation_curve` / `permutation_test_score`: one run each, per-fold scores as histories.
@@ -85,8 +85,10 @@ class FitHooks(Hooks):
         estimator, run = call.instance, call.run
         assert run is not None
         params = record.estimator_params(estimator, deep=not _is_search(estimator))
-        run.log_params(params if call.managed else record.new_params(run.run_id, params))
-        run.set_tags(record.estimator_tags(estimator))
+        if not call.managed:
+            params = record.new_params(run.run_id, params)
+        # Rendered now, written by the background worker while the fit runs.
+        run.defer(_log_start, run, params, record.estimator_tags(estimator))
 
     def after(self, call: Call, result: Any) -> None:
         estimator, run = call.instance, call.run
@@ -94,25 +96,34 @@ class FitHooks(Hooks):
         assert run is not None
         X, y, weight = record.fit_data(call)
         search = _is_search(estimator)
-        if search:
-            record_search(call, estimator)
+        # What must see the model and data as they are now, on the caller's thread...
         evaluation = _training_evaluation(estimator, call.target.attribute, result, X, y, weight)
-        if evaluation is not None:
-            log_evaluation(run, evaluation, "training", plots=config.log_plots)
         model = getattr(estimator, "best_estimator_", None) if search else estimator
-        if model is not None:
-            y_head = None
-            if evaluation is not None and evaluation.y_pred is not None:
-                y_head = record.head(evaluation.y_pred)
-            elif call.target.attribute == "fit_transform":
-                y_head = record.head(result)
-            path = record.model_path(run.run_id) if config.log_models else None
-            run.defer(_log_model, run, _snapshot(model), path, record.head(X), y_head, config)
-        if config.log_datasets and X is not None:
-            datasets.log_dataset(run, X, y, "train", record.variable_name(X))
+        snapshot = _snapshot(model) if model is not None else None
+        y_head = None
+        if evaluation is not None and evaluation.y_pred is not None:
+            y_head = record.head(evaluation.y_pred)
+        elif call.target.attribute == "fit_transform":
+            y_head = record.head(result)
+        name = record.variable_name(X) if config.log_datasets and X is not None else None
         REGISTRY.register_model(estimator, run.run_id)
         if search and model is not None:
             REGISTRY.register_model(model, run.run_id)
+        # ...then everything else is queued for the background worker, in one go.
+        if search:
+            record_search(call, estimator)
+        if evaluation is not None:
+            log_evaluation(run, evaluation, "training", plots=config.log_plots)
+        if snapshot is not None:
+            path = record.model_path(run.run_id) if config.log_models else None
+            run.defer(_log_model, run, snapshot, path, record.head(X), y_head, config)
+        if config.log_datasets and X is not None:
+            datasets.log_dataset(run, X, y, "train", name)
+
+
+def _log_start(run: Any, params: dict[str, str], tags: dict[str, str]) -> None:
+    run.log_params(params)
+    run.set_tags(tags)
 
 
 def _training_evaluation(
@@ -147,8 +158,12 @@ def _snapshot(model: Any) -> Any:
 def _log_model(
     run: Any, snapshot: Any, path: str | None, X_head: Any, y_head: Any, config: SklearnConfig
 ) -> None:
-    """Background: importances (JSON + bar plot) and the model directory."""
+    """Background: the estimator's HTML diagram, importances (JSON + bar plot) and the model
+    directory."""
+    from sklearn.utils import estimator_html_repr
+
     model = pickle.loads(snapshot) if isinstance(snapshot, bytes) else snapshot
+    run.log_text(estimator_html_repr(model), "estimator.html")
     found = record.importances(model)
     if found is not None:
         from autotrack import plots

@@ -122,12 +122,28 @@ class Registry:
         record = Prediction(run_id, weakref.ref(estimator), _weak_or_strong(data), dataset, method)
         self.predictions.set(result, record)
 
-    def find_prediction(self, values: tuple[Any, ...]) -> tuple[int, Prediction] | None:
-        """The first argument that is a registered prediction, with its position."""
-        for position, value in enumerate(values):
-            record = self.predictions.get(value)
+    def lookup(self, value: Any) -> tuple[Prediction, bool] | None:
+        """(record, exact) for a registered prediction, or a numpy view of one
+        (`proba[:, 1]` is a view of `proba`: its `.base` chain leads back to it)."""
+        record = self.predictions.get(value)
+        if record is not None:
+            return record, True
+        base = getattr(value, "base", None)
+        for _ in range(4):
+            if base is None:
+                return None
+            record = self.predictions.get(base)
             if record is not None:
-                return position, record
+                return record, False
+            base = getattr(base, "base", None)
+        return None
+
+    def find_prediction(self, values: tuple[Any, ...]) -> tuple[Any, Prediction, bool] | None:
+        """(argument, record, exact) for the first argument that is, or views, a prediction."""
+        for value in values:
+            found = self.lookup(value)
+            if found is not None:
+                return value, *found
         return None
 
     def metric_key(self, run_id: str, metric: str, dataset: str, call: str) -> str:
@@ -159,12 +175,15 @@ class Registry:
 REGISTRY = Registry()
 
 
-def describe_call(function: str, names: list[str], values: tuple[Any, ...], dataset: str) -> str:
-    """`accuracy_score(y_true, y_pred=<predictions on X_test>, normalize=False)`."""
+def describe_call(function: str, names: list[str], values: tuple[Any, ...]) -> str:
+    """`f1_score(y_true, y_pred=<predict(X_test)>, average='macro')`; a slice of a
+    prediction shows as `<predict_proba(X_test)[...]>`."""
     parts = []
     for name, value in zip(names, values, strict=False):
-        if REGISTRY.predictions.get(value) is not None:
-            parts.append(f"{name}=<predictions on {dataset}>")
+        found = REGISTRY.lookup(value)
+        if found is not None:
+            record, exact = found
+            parts.append(f"{name}=<{record.method}({record.dataset}){'' if exact else '[...]'}>")
         elif hasattr(value, "shape") or isinstance(value, (list, tuple)):
             parts.append(name)
         else:
@@ -231,26 +250,22 @@ class MetricHooks(Hooks):
         return found is not None
 
     def after(self, call: Call, result: Any) -> None:
-        _, prediction = call.state["found"]
+        argument, prediction, exact = call.state["found"]
         if not _is_number(result):
             return
         bound = call.bound()
         arguments = dict(bound.arguments) if bound is not None else dict(call.kwargs)
         function = call.target.attribute
-        described = describe_call(
-            function, list(arguments), tuple(arguments.values()), prediction.dataset
-        )
+        described = describe_call(function, list(arguments), tuple(arguments.values()))
         key = REGISTRY.metric_key(prediction.run_id, function, prediction.dataset, described)
         run = tracking.RunHandle(prediction.run_id)
         run.log_metric(key, float(result))
         run.defer(_log_call_info, run)
         y_true = arguments.get("y_true", arguments.get("labels_true"))
-        if REGISTRY.predictions.get(y_true) is not None:
+        if y_true is argument:
             y_true = None
         estimator = prediction.estimator()
-        y_pred = None
-        if prediction.method == "predict":
-            y_pred = next((v for v in arguments.values() if REGISTRY.predictions.get(v)), None)
+        y_pred = argument if exact and prediction.method == "predict" else None
         weight = arguments.get("sample_weight")
         _held_out_suite(
             run, call, estimator, prediction.data(), y_true, weight, y_pred, prediction.dataset

@@ -20,34 +20,42 @@ if TYPE_CHECKING:
 
 # -- searches ---------------------------------------------------------------------------------
 def record_search(call: Call, search: Any) -> None:
+    """Queue the search's record: best params and score, `cv_results.csv`, child runs."""
     run = call.run
     config: SklearnConfig = call.config  # type: ignore[assignment]
     assert run is not None
     best = getattr(search, "best_params_", None)
-    if isinstance(best, dict):
-        params = {f"best_{k}": record.render(v) for k, v in best.items()}
-        run.log_params(params if call.managed else record.new_params(run.run_id, params))
+    best_params = {f"best_{k}": record.render(v) for k, v in best.items()} if best else {}
+    if not call.managed:
+        best_params = record.new_params(run.run_id, best_params)
     best_score = getattr(search, "best_score_", None)
-    if isinstance(best_score, (int, float)) and math.isfinite(best_score):
-        run.log_metric("best_score", float(best_score))
     cv_results = dict(getattr(search, "cv_results_", {}) or {})
-    if not cv_results:
-        return
     base = record.estimator_params(search.estimator, deep=True)
     tags = record.estimator_tags(search.estimator)
     best_index = getattr(search, "best_index_", None)
-    run.defer(_log_search, run, cv_results, base, tags, best_index, config.max_tuning_runs)
+    run.defer(
+        _log_search, run, best_params, best_score, cv_results, base, tags, best_index,
+        config.max_tuning_runs,
+    )  # fmt: skip
 
 
 def _log_search(
     run: Any,
+    best_params: dict[str, str],
+    best_score: Any,
     cv_results: dict[str, Any],
     base: dict[str, str],
     tags: dict[str, str],
     best_index: Any,
     max_runs: int | None,
 ) -> None:
-    """Background: the `cv_results.csv` table and a finished child run per candidate."""
+    """Background: `best_<param>` params, `best_score`, the `cv_results.csv` table and a
+    finished child run per candidate."""
+    run.log_params(best_params)
+    if isinstance(best_score, (int, float)) and math.isfinite(best_score):
+        run.log_metric("best_score", float(best_score))
+    if not cv_results:
+        return
     run.log_text(record.cv_results_csv(cv_results), "cv_results.csv")
     for candidate in record.candidates(cv_results, max_runs):
         child_tags = {**tags, "candidate_index": str(candidate.index)}
