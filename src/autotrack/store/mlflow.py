@@ -17,16 +17,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import uuid
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from autotrack.entities import Experiment, FileInfo, Metric, Run, RunStatus
 from autotrack.search import FilterError, Query
 from autotrack.store import mlflow_models
+from autotrack.store.mlflow_delivery import Delivery, RunState
 from autotrack.store.mlflow_mapping import (
     PARENT_TAG,
     mlflow_tags,
@@ -38,25 +37,18 @@ from autotrack.store.mlflow_queue import (
     Artifact,
     Ensure,
     Finish,
-    Item,
     MetricRow,
     Outbox,
     Params,
-    Request,
     Tags,
-    Unsure,
-    run_of,
 )
-from autotrack.store.mlflow_spill import Identity, Spill, default_spill_dir, discard_staged
+from autotrack.store.mlflow_spill import Identity, Spill, default_spill_dir
 from autotrack.store.mlflow_transport import (
     RUN_KEY_TAG,
     Rejected,
     RemoteRun,
     Transient,
     Transport,
-    ensure_experiment,
-    ensure_run,
-    missing_points,
     now_ms,
     open_transport,
 )
@@ -70,39 +62,6 @@ def _env_float(name: str, default: float) -> float:
         return float(os.environ.get(name, default))
     except ValueError:
         return default
-
-
-@dataclass
-class _RunState:
-    """What this process knows about a run it writes: identity, and a snapshot to answer
-    reads while the server is away."""
-
-    run_id: str
-    identity: Identity | None
-    experiment_ref: str
-    parent_run_id: str | None
-    remote: RemoteRun | None = None
-    status: RunStatus = RunStatus.RUNNING
-    end_time: int | None = None
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    def snapshot(self) -> Run:
-        ident = self.identity
-        return Run(
-            run_id=self.run_id,
-            run_name=ident.run_name if ident else self.run_id,
-            experiment_id=self.remote.experiment_id if self.remote else self.experiment_ref,
-            status=self.status,
-            start_time=ident.start_time if ident else 0,
-            end_time=self.end_time,
-            parent_run_id=self.parent_run_id,
-            params=dict(self.params),
-            metrics=dict(self.metrics),
-            tags=dict(self.tags),
-            artifact_uri=self.remote.artifact_uri if self.remote else "",
-        )
 
 
 class MlflowStore:
@@ -121,17 +80,16 @@ class MlflowStore:
         self.spill = Spill(Path(spill_dir) if spill_dir else default_spill_dir())
         self.flush_timeout = _env_float("AUTOTRACK_MLFLOW_FLUSH_TIMEOUT", 30.0)
         self.exit_timeout = _env_float("AUTOTRACK_MLFLOW_EXIT_TIMEOUT", 10.0)
+        self.delivery = Delivery(self.transport, self.spill, uri)
         self.outbox = Outbox(
-            self._send,
-            self._spill,
+            self.delivery.send,
+            self.delivery.spill_items,
             max_records=int(_env_float("AUTOTRACK_MLFLOW_MAX_QUEUED", 100_000)),
             interval=_env_float("AUTOTRACK_FLUSH_INTERVAL", 1.0),
         )
-        self._runs: dict[str, _RunState] = {}
-        self._local_ids: dict[str, str] = {}  # server id -> local id, for runs created late
-        self._exp_ids: dict[str, str] = {}  # experiment name -> server id
-        self._exp_names: dict[str, str] = {}  # server id or placeholder -> name
-        self._resolve_lock = threading.RLock()
+        self._runs = self.delivery.runs
+        self._exp_ids = self.delivery.experiment_ids
+        self._exp_names = self.delivery.experiment_names
         self._downloads = Path(tempfile.mkdtemp(prefix="autotrack-mlflow-downloads-"))
         self._closed = False
         self._warned: set[str] = set()
@@ -145,19 +103,13 @@ class MlflowStore:
             return Experiment(self._exp_ids[name], name, 0)
         if not self.outbox.backoff.waiting:
             try:
-                return Experiment(self._remote_experiment(name), name, now_ms())
+                with self.transport.quick():
+                    return Experiment(self.delivery.remote_experiment(name), name, now_ms())
             except Transient:
                 self.outbox.backoff.failed()
         placeholder = _PENDING_EXPERIMENT + name
         self._exp_names[placeholder] = name
         return Experiment(placeholder, name, now_ms())
-
-    def _remote_experiment(self, name: str) -> str:
-        if name not in self._exp_ids:
-            experiment_id = ensure_experiment(self.transport, name)
-            self._exp_ids[name] = experiment_id
-            self._exp_names[experiment_id] = name
-        return self._exp_ids[name]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         return self._read(lambda: self.transport.experiment_by_name(name))
@@ -192,7 +144,7 @@ class MlflowStore:
         remote = self._create_now(identity, parent)
         run_id = remote.run_id if remote else key
         identity.remote_id = remote.run_id if remote else None
-        state = _RunState(
+        state = RunState(
             run_id, identity, experiment_id, parent_run_id, remote, tags=dict(identity.tags)
         )
         self._runs[run_id] = state
@@ -200,7 +152,7 @@ class MlflowStore:
             self.outbox.put(Ensure(run_id))
         return state.snapshot()
 
-    def _create_now(self, identity: Identity, parent: _RunState | None) -> RemoteRun | None:
+    def _create_now(self, identity: Identity, parent: RunState | None) -> RemoteRun | None:
         """Create the run on the server now if it is answering and the run's parent and
         experiment exist there; None means "later, from the outbox"."""
         if self.outbox.backoff.waiting or (parent is not None and parent.remote is None):
@@ -209,10 +161,11 @@ class MlflowStore:
         if parent is not None and parent.remote is not None:
             tags[PARENT_TAG] = parent.remote.run_id
         try:
-            experiment_id = self._remote_experiment(identity.experiment_name)
-            return self.transport.create_run(
-                experiment_id, identity.run_name, identity.start_time, tags
-            )
+            with self.transport.quick():
+                experiment_id = self.delivery.remote_experiment(identity.experiment_name)
+                return self.transport.create_run(
+                    experiment_id, identity.run_name, identity.start_time, tags
+                )
         except Transient:
             self.outbox.backoff.failed()
             return None
@@ -225,14 +178,8 @@ class MlflowStore:
             raise KeyError(f"no experiment with id {experiment_id!r} at {self.tracking_uri}")
         return self._exp_names[experiment_id]
 
-    def _state(self, run_id: str) -> _RunState:
-        state = self._runs.get(run_id)
-        if state is None:  # a run created elsewhere: write to it by its server id
-            state = self._runs.setdefault(run_id, _RunState(run_id, None, "", None))
-        return state
-
     def finish_run(self, run_id: str, status: RunStatus, end_time: int) -> None:
-        state = self._state(run_id)
+        state = self.delivery.state(run_id)
         state.status, state.end_time = RunStatus(status), end_time
         self.outbox.put(Finish(run_id, RunStatus(status), end_time))
         self.outbox.flush(self.flush_timeout)
@@ -240,7 +187,7 @@ class MlflowStore:
     def get_run(self, run_id: str) -> Run:
         self._read_flush()
         state = self._runs.get(run_id)
-        remote_id = self._remote_id(run_id)
+        remote_id = self.delivery.remote_id(run_id)
         if remote_id is None and state is not None:
             return state.snapshot()
         try:
@@ -265,11 +212,12 @@ class MlflowStore:
         order = to_mlflow_order_by(order_by)
 
         def search() -> list[Run]:
+            found: list[str | None]
             if experiment_ids is None:
-                ids = [e.experiment_id for e in self.transport.list_experiments()]
+                found = [e.experiment_id for e in self.transport.list_experiments()]
             else:
-                ids = [self._server_experiment_id(e) for e in experiment_ids]
-            ids = [i for i in ids if i and i not in exclude and (include is None or i in include)]
+                found = [self._server_experiment_id(e) for e in experiment_ids]
+            ids = [i for i in found if i and i not in exclude and (include is None or i in include)]
             if not ids:
                 return []
             try:
@@ -292,8 +240,8 @@ class MlflowStore:
         away keeps its local id here; MLflow knows it by MLflow's id)."""
         from dataclasses import replace
 
-        run_id = self._local_ids.get(run.run_id, run.run_id)
-        parent = self._local_ids.get(run.parent_run_id or "", run.parent_run_id)
+        run_id = self.delivery.local_ids.get(run.run_id, run.run_id)
+        parent = self.delivery.local_ids.get(run.parent_run_id or "", run.parent_run_id)
         if run_id == run.run_id and parent == run.parent_run_id:
             return run
         return replace(run, run_id=run_id, parent_run_id=parent)
@@ -306,7 +254,7 @@ class MlflowStore:
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
     ) -> None:
-        state = self._state(run_id)
+        state = self.delivery.state(run_id)
         if params:
             for key, value in params.items():
                 old = state.params.get(key)
@@ -341,7 +289,7 @@ class MlflowStore:
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         self._read_flush()
-        remote_id = self._remote_id(run_id) or run_id
+        remote_id = self.delivery.remote_id(run_id) or run_id
         return self._read(lambda: self.transport.metric_history(remote_id, key))
 
     # -- artifacts -------------------------------------------------------------------------------
@@ -359,18 +307,18 @@ class MlflowStore:
                 mlflow_models.add_mlflow_flavor(model_dir)
         else:
             shutil.copy2(source, staged)
-        self._state(run_id)
+        self.delivery.state(run_id)
         self.outbox.put(Artifact(run_id, staged, artifact_path or ""))
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
         self._read_flush()
-        remote_id = self._remote_id(run_id) or run_id
+        remote_id = self.delivery.remote_id(run_id) or run_id
         return self._read(lambda: self.transport.list_artifacts(remote_id, path))
 
     def artifact_local_path(self, run_id: str, path: str = "") -> str:
         """Downloaded into a temporary folder first: MLflow's artifacts are remote."""
         self._read_flush()
-        remote_id = self._remote_id(run_id) or run_id
+        remote_id = self.delivery.remote_id(run_id) or run_id
         target = self._downloads / run_id
         return self._read(lambda: self.transport.download(remote_id, path, target))
 
@@ -398,118 +346,6 @@ class MlflowStore:
                 stacklevel=2,
             )
 
-    # -- the sender's side -----------------------------------------------------------------------
-    def _remote_id(self, run_id: str) -> str | None:
-        state = self._runs.get(run_id)
-        if state is None or state.identity is None:
-            return run_id
-        return state.remote.run_id if state.remote else None
-
-    def _resolve(self, run_id: str) -> RemoteRun:
-        """The server's run for `run_id`: created now (parent first) if it was created while
-        the server was away, or found again by its key if that creation did happen."""
-        state = self._state(run_id)
-        if state.remote is not None:
-            return state.remote
-        with self._resolve_lock:
-            if state.remote is not None:
-                return state.remote
-            identity = state.identity
-            if identity is None:
-                remote = self.transport.remote_run(run_id)
-                if remote is None:
-                    raise Rejected(
-                        f"no run {run_id} at {self.tracking_uri}", "RESOURCE_DOES_NOT_EXIST"
-                    )
-                state.remote = remote
-                return remote
-            tags = dict(identity.tags)
-            if state.parent_run_id and PARENT_TAG not in tags:
-                tags[PARENT_TAG] = self._resolve(state.parent_run_id).run_id
-            experiment_id = self._remote_experiment(identity.experiment_name)
-            remote, _ = ensure_run(
-                self.transport, experiment_id, identity.key, identity.run_name,
-                identity.start_time, tags,
-            )  # fmt: skip
-            identity.remote_id = remote.run_id
-            self._local_ids[remote.run_id] = run_id
-            state.remote = remote
-            return remote
-
-    def _send(self, request: Request) -> None:
-        """Deliver one planned request (runs on the sender thread)."""
-        op = request.op
-        try:
-            remote = self._resolve(request.run_id)
-            if op is None:
-                metrics = request.metrics
-                if request.unsure and metrics:
-                    metrics = missing_points(self.transport, remote.run_id, metrics)
-                self._log_batch(remote, metrics, request.params, request.tags)
-            elif isinstance(op, Finish):
-                self.transport.update_run(remote.run_id, op.status, op.end_time)
-            elif isinstance(op, Artifact):
-                self.transport.upload(remote, op.staged, op.artifact_path)
-                discard_staged(op)
-        except Rejected as exc:
-            self._warn_once(f"rejected:{exc.code}", f"the MLflow server refused a write: {exc}")
-            if isinstance(op, Artifact):
-                discard_staged(op)
-            raise
-        except Transient:
-            raise
-        except Exception as exc:  # a bug here must not lose data: retried, then spilled
-            self._warn_once(f"bug:{type(exc).__name__}", f"could not send to MLflow: {exc!r}")
-            raise Transient(str(exc)) from exc
-
-    def _log_batch(
-        self, remote: RemoteRun, metrics: list[Metric], params: dict, tags: dict
-    ) -> None:
-        if not (metrics or params or tags):
-            return
-        try:
-            self.transport.log_batch(remote.run_id, metrics, params, tags)
-        except Rejected:
-            parts = [p for p in ((metrics, {}, {}), ([], params, {}), ([], {}, tags)) if any(p)]
-            if len(parts) == 1:
-                raise
-            for part in parts:  # lose only the part the server refuses
-                try:
-                    self.transport.log_batch(remote.run_id, *part)
-                except Rejected as exc:
-                    self._warn_once(f"rejected:{exc.code}", f"the MLflow server refused: {exc}")
-
-    def _spill(self, items: list[Item]) -> None:
-        """Write items to the spill store, grouped per run (the outbox's overflow and exit)."""
-        groups: dict[str, dict] = {}
-        for raw in items:
-            item = raw.item if isinstance(raw, Unsure) else raw
-            group = groups.setdefault(
-                run_of(item),
-                {"metrics": [], "params": {}, "tags": {}, "finish": None, "artifacts": []},
-            )
-            if isinstance(item, tuple):
-                group["metrics"].append(Metric(item[1], item[2], item[3], item[4]))
-            elif isinstance(item, Params):
-                group["params"].update(item.values)
-            elif isinstance(item, Tags):
-                group["tags"].update(item.values)
-            elif isinstance(item, Finish):
-                group["finish"] = item
-            elif isinstance(item, Artifact):
-                group["artifacts"].append(item)
-        for run_id, group in groups.items():
-            self.spill.write(self._identity_for_spill(run_id), **group)
-
-    def _identity_for_spill(self, run_id: str) -> Identity:
-        state = self._state(run_id)
-        if state.identity is not None:
-            return state.identity
-        return Identity(  # a run created elsewhere: `sync` finds it by its server id
-            key=f"mlflow-run-{run_id}", target=self.uri, experiment_name="autotrack-spill",
-            run_name=run_id, start_time=now_ms(), remote_id=run_id,
-        )  # fmt: skip
-
     # -- errors ----------------------------------------------------------------------------------
     def _read(self, fn):  # type: ignore[no-untyped-def]
         try:
@@ -519,14 +355,3 @@ class MlflowStore:
 
     def _unreachable(self, exc: BaseException) -> str:
         return f"the MLflow server at {self.tracking_uri} cannot be reached ({exc})"
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key in self._warned:
-            return
-        self._warned.add(key)
-        try:
-            from autotrack.safety import warn_once
-
-            warn_once(f"mlflow:{key}", f"autotrack: {message}")
-        except Exception:
-            warnings.warn(f"autotrack: {message}", RuntimeWarning, stacklevel=2)

@@ -145,7 +145,7 @@ def plan(items: Iterable[Item]) -> list[Request]:
                 part = type(item)(run_id, dict(chunk))
                 request.unsure |= unsure
                 request.items.append(Unsure(part) if unsure else part)
-        else:
+        elif isinstance(item, (Finish, Artifact, Ensure)):
             close(run_id)
             out.append(Request(run_id, op=item, unsure=unsure, items=[raw]))
     out.extend(open_batches.values())
