@@ -437,6 +437,7 @@ from sklearn.metrics import accuracy_score
 
 
 def test_import_order_with_real_sklearn_functions_imported_by_name(tmp_path):
+    pytest.importorskip("sklearn")
     (tmp_path / "sklearn_probe.py").write_text(SKLEARN_PROBE)
     first = run_script(tmp_path, SKLEARN_FIRST + SKLEARN_BODY)
     second = run_script(tmp_path, SKLEARN_AUTOLOG_FIRST + SKLEARN_BODY)

@@ -333,6 +333,8 @@ def test_six_threads_fitting_at_once_make_six_complete_runs(toy):
 
 @pytest.mark.parametrize("backend", ["threadpool", "joblib", "thread"])
 def test_thread_pools_inside_a_recorded_call_stay_inside_it(toy, backend):
+    if backend == "joblib":
+        pytest.importorskip("joblib")
     fw = toy.import_framework()
     toy.autolog()
     search = fw.Search(candidates=6, backend=backend)
@@ -405,6 +407,7 @@ class SklearnProbe(Integration):
 
 @pytest.fixture
 def sklearn_probe():
+    pytest.importorskip("sklearn")
     import sklearn  # noqa: F401 (imported first: autolog patches at once)
 
     info = IntegrationInfo(SklearnProbe.name, "x", ("sklearn",), "scikit-learn", ">=1", ())

@@ -9,11 +9,6 @@ import types
 import warnings
 
 import pytest
-from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import make_scorer
-from sklearn.model_selection import GridSearchCV
-from sklearn.utils.metaestimators import available_if
 
 from autotrack import safety
 from autotrack.patching import Patch, PatchSet, PatchWrapper, module_references
@@ -32,6 +27,27 @@ def counting_wrapper(log: list):
         return wrapped(*args, **kwargs)
 
     return wrapper
+
+
+class _AvailableIf:
+    """A delegating descriptor shaped like sklearn's `available_if` (the core session runs
+    without scikit-learn): the attribute exists only while `check(instance)` is true."""
+
+    def __init__(self, fn, check):
+        self.fn, self.check = fn, check
+
+    def __get__(self, instance, owner=None):
+        if instance is not None and not self.check(instance):
+            raise AttributeError(self.fn.__name__)
+        return self.fn if instance is None else types.MethodType(self.fn, instance)
+
+
+def available_if(check):
+    try:
+        from sklearn.utils.metaestimators import available_if as sklearn_available_if
+    except ImportError:
+        return lambda fn: _AvailableIf(fn, check)
+    return sklearn_available_if(check)
 
 
 def _has_predict(self) -> bool:
@@ -216,7 +232,12 @@ def test_wrapped_callables_keep_signature_name_doc():
 def test_patched_callables_copy_and_pickle_like_functions(snapshot):
     """sklearn's clone deep-copies a scorer's function and joblib pickles it: a bare wrapt
     proxy refuses both, so a patched metric would break a user's GridSearchCV."""
+    pytest.importorskip("sklearn")
     import sklearn.metrics
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GridSearchCV
 
     patches = PatchSet()
     patches.add(sklearn.metrics, "f1_score", counting_wrapper([]))

@@ -250,6 +250,7 @@ def test_artifact_paths_cannot_leave_the_store(store_uri, tmp_path):
 
 
 def test_artifact_tree_and_previews(store_uri):
+    pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
 
     with autotrack.start_run() as run:
@@ -280,6 +281,7 @@ def test_artifact_tree_and_previews(store_uri):
 
 
 def test_model_folder_shows_signature_and_a_snippet_that_loads_it(store_uri):
+    pytest.importorskip("sklearn")
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
