@@ -370,6 +370,98 @@ def test_grid_search_uses_the_sklearn_rules(data):
     assert len(runs) == 3
 
 
+def test_multiclass_dataframe_wrapper_names_features_and_classes(autolog):
+    pd = pytest.importorskip("pandas")
+    X, y = sklearn_datasets.load_iris(return_X_y=True, as_frame=True)
+    X.columns = [c.replace(" (cm)", "").replace(" ", "_") for c in X.columns]
+    model = xgb.XGBClassifier(n_estimators=4, max_depth=2)
+    model.fit(X, y, eval_set=[(X, y)], verbose=False)
+    run = only_run()
+    assert history(run.run_id, "validation_0-mlogloss") == list(
+        enumerate(model.evals_result()["validation_0"]["mlogloss"])
+    )
+    # evaluated on the training data, which is also the only evaluation set
+    assert run.metrics["training_accuracy_score"] == pytest.approx(
+        accuracy_score(y, model.predict(X))
+    )
+    with open(autotrack.artifact_path(run.run_id, "feature_importance_weight.json")) as f:
+        assert set(json.load(f)) <= set(X.columns)
+    loaded = autotrack.load_model(f"runs:/{run.run_id}/model", as_predictor=True)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    with pytest.raises(Exception, match="petal_width"):
+        loaded.predict(X.drop(columns=["petal_width"]))
+    assert isinstance(X, pd.DataFrame)
+
+
+def test_ranker_and_random_forest(autolog, data):
+    X_train, _, y_train, _ = data
+    qid = np.repeat(np.arange(len(X_train) // 10 + 1), 10)[: len(X_train)]
+    ranker = xgb.XGBRanker(n_estimators=3, eval_metric="ndcg@5")
+    ranker.fit(X_train, y_train, qid=qid, eval_set=[(X_train, y_train)], eval_qid=[qid])
+    forest = xgb.XGBRFClassifier(n_estimators=5, max_depth=3)
+    forest.fit(X_train, y_train, eval_set=[(X_train, y_train)], verbose=False)
+    runs = {r.tags["estimator_name"]: r for r in autotrack.search_runs()}
+    expected = list(enumerate(ranker.evals_result()["validation_0"]["ndcg@5"]))
+    assert history(runs["XGBRanker"].run_id, "validation_0-ndcg@5") == expected
+    assert not any(k.startswith("training_") for k in runs["XGBRanker"].metrics)  # no suite
+    # a random forest is one boosting round: its evaluation comes from evals_result()
+    logloss = forest.evals_result()["validation_0"]["logloss"]
+    assert history(runs["XGBRFClassifier"].run_id, "validation_0-logloss") == [(0, logloss[0])]
+    assert runs["XGBRFClassifier"].params["n_estimators"] == "5"
+
+
+def test_autotrack_failure_in_the_callback_never_stops_training(dmatrices, monkeypatch):
+    from autotrack.integrations import boosting
+
+    dtrain, dvalid = dmatrices
+    plain = xgb.train({"seed": 1}, dtrain, 5, evals=[(dvalid, "valid")], verbose_eval=False)
+    monkeypatch.setenv("AUTOTRACK_STRICT", "0")
+
+    def broken(self, step, values):
+        raise RuntimeError("autotrack bug")
+
+    monkeypatch.setattr(boosting.MetricStream, "add", broken)
+    autotrack.xgboost.autolog()
+    try:
+        with pytest.warns(UserWarning, match="autotrack bug"):
+            booster = xgb.train(
+                {"seed": 1}, dtrain, 5, evals=[(dvalid, "valid")], verbose_eval=False
+            )
+    finally:
+        autotrack.xgboost.autolog(disable=True)
+    np.testing.assert_array_equal(booster.predict(dvalid), plain.predict(dvalid))
+    run = only_run()
+    assert run.status == "FINISHED"
+    assert "autotrack bug" in run.tags["autotrack.errors"]
+
+
+def test_ten_thousand_iterations_are_written_in_a_few_batches(autolog, dmatrices, monkeypatch):
+    from autotrack.integrations import boosting
+
+    with autotrack.start_run() as run:
+        store = run.store
+        writes = []
+        original = store.add_metric_rows
+
+        def counting(rows):
+            rows = list(rows)
+            writes.append(len(rows))
+            original(rows)
+
+        monkeypatch.setattr(store, "add_metric_rows", counting)
+        stream = boosting.MetricStream(run)
+        callback = integration.make_callback(None, stream)
+        log: dict = {"valid": {"logloss": [], "auc": [], "error": []}}
+        for epoch in range(10_000):
+            for values in log["valid"].values():
+                values.append(1.0 / (epoch + 1))
+            callback.after_iteration(None, epoch, log)
+        callback.after_training(None)
+    assert sum(writes) == 30_000 and len(writes) <= 3
+    points = autotrack.get_metric_history(run.run_id, "valid-auc")
+    assert [p.step for p in points] == list(range(10_000))
+
+
 # -- what to record (pure functions) -------------------------------------------------------------
 def test_params_dict_merges_repeated_pairs():
     pairs = [("eval_metric", "auc"), ("eval_metric", "logloss"), ("eta", 0.1)]
@@ -393,3 +485,13 @@ def test_resolved_params_flatten_the_booster_config(dmatrices):
     assert resolved["eval_metric"] == "auc"
     assert resolved["objective"] == "reg:squarederror"
     assert "num_trees" not in resolved  # model facts are not params
+
+
+def test_render_never_records_memory_addresses(dmatrices):
+    from autotrack.integrations.boosting import render
+
+    booster = xgb.train({}, dmatrices[0], 1)
+    assert render(booster) == "Booster"
+    assert render(np.sum) == "sum"
+    assert render(["auc", np.float64(0.5)]) == "['auc', 0.5]"
+    assert render(None) == "None"

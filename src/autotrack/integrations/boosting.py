@@ -1,6 +1,6 @@
 """What the XGBoost and LightGBM integrations share: a buffered per-iteration metric stream,
-param rendering, early-stopping summaries, feature-importance artifacts and the evaluation of
-scikit-learn wrappers.
+param rendering, early-stopping summaries, feature-importance artifacts, and what a
+scikit-learn wrapper's fit records after training (evaluation, importances, model).
 
 Everything here is either a small pure function (what to record) or a thin writer over a
 `RunHandle` (how it is recorded); no framework is imported.
@@ -8,15 +8,17 @@ Everything here is either a small pure function (what to record) or a thin write
 
 from __future__ import annotations
 
+import copy
 import inspect
+import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from autotrack.entities import Metric
 
 if TYPE_CHECKING:
-    from autotrack.integrations.base import Call
+    from autotrack.integrations.base import Call, CommonConfig
     from autotrack.tracking import RunHandle
 
 #: A stream writes once it holds this many points, or when `FLUSH_SECONDS` passed since its
@@ -29,14 +31,14 @@ FLUSH_SECONDS = 2.0
 class MetricStream:
     """Metric points of one training call, buffered and written in batches.
 
-    `add` costs a few hundred nanoseconds per point on the training thread; the store sees one
-    batch per `FLUSH_POINTS` points or `FLUSH_SECONDS` seconds. The history of every key is
-    kept (step -> value) so the best iteration's metrics can be looked up after training.
+    `add` costs well under a microsecond per point on the training thread; the store sees one
+    batch per `FLUSH_POINTS` points or `FLUSH_SECONDS` seconds. Nothing is kept once written:
+    the libraries keep their own evaluation history.
     """
 
     def __init__(self, run: RunHandle) -> None:
         self.run = run
-        self.history: dict[str, dict[int, float]] = {}
+        self.keys: set[str] = set()
         self.last_step: int | None = None
         self._rows: list[tuple[str, str, float, int, int]] = []
         self._last_write = time.monotonic()
@@ -46,15 +48,12 @@ class MetricStream:
         stamp = int(time.time() * 1000)
         run_id = self.run.run_id
         rows = self._rows
-        history = self.history
+        keys = self.keys
         for key, value in values:
-            number = float(value)
-            points = history.get(key)
-            if points is None:
+            if key not in keys:
                 _check_key(key)
-                points = history[key] = {}
-            points[step] = number
-            rows.append((run_id, key, number, step, stamp))
+                keys.add(key)
+            rows.append((run_id, key, float(value), step, stamp))
         self.last_step = step
         if len(rows) >= FLUSH_POINTS or time.monotonic() - self._last_write >= FLUSH_SECONDS:
             self.flush()
@@ -72,12 +71,6 @@ class MetricStream:
         else:
             store.log_batch(self.run.run_id, metrics=[Metric(*row[1:]) for row in rows])
 
-    def at(self, step: int, prefix: str = "best_") -> dict[str, float]:
-        """Every key's value at iteration `step`, keys prefixed (`best_valid_0-auc`)."""
-        return {
-            f"{prefix}{key}": points[step] for key, points in self.history.items() if step in points
-        }
-
 
 def _check_key(key: str) -> None:
     from autotrack.tracking import validate_key
@@ -85,34 +78,55 @@ def _check_key(key: str) -> None:
     validate_key(key, "metric key")
 
 
-def log_history(run: RunHandle, history: Mapping[str, Mapping[str, Sequence[Any]]]) -> int:
-    """Log a finished `{eval_name: {metric: [values...]}}` history (the wrappers'
-    `evals_result`) with the iteration as step; returns the number of iterations."""
-    stream = MetricStream(run)
-    length = 0
-    for data_name, metrics in history.items():
-        for metric_name, values in metrics.items():
-            key = f"{data_name}-{metric_name}"
-            for step, value in enumerate(values):
-                stream.add(step, ((key, value),))
-            length = max(length, len(values))
-    stream.flush()
-    return length
+def history_points(
+    history: Mapping[str, Mapping[str, Sequence[Any]]],
+) -> Iterable[tuple[int, list[tuple[str, float]]]]:
+    """`(step, [(key, value), ...])` per iteration of a finished `{eval_name: {metric:
+    [values...]}}` history (the wrappers' `evals_result`)."""
+    series = [
+        (f"{data_name}-{metric_name}", values)
+        for data_name, metrics in history.items()
+        for metric_name, values in metrics.items()
+    ]
+    length = max((len(values) for _, values in series), default=0)
+    for step in range(length):
+        yield step, [(key, values[step]) for key, values in series if step < len(values)]
+
+
+def history_at(
+    history: Mapping[str, Mapping[str, Sequence[Any]]], index: int, prefix: str = "best_"
+) -> dict[str, float]:
+    """`best_<eval>-<metric>` values at position `index` of such a history."""
+    return {
+        f"{prefix}{data}-{metric}": float(values[index])
+        for data, metrics in history.items()
+        for metric, values in metrics.items()
+        if 0 <= index < len(values) and not isinstance(values[index], tuple)
+    }
 
 
 # -- params --------------------------------------------------------------------------------------
+_SCALARS = (str, bool, int, float)
+
+
 def render(value: Any) -> str:
-    """A param value as text: functions and classes by name (no memory addresses), the rest
-    with `str`."""
+    """A param value as text: functions and classes by name, objects whose text would only
+    be a memory address by their type, containers element by element, the rest with `str`."""
     if isinstance(value, str):
         return value
-    if inspect.isfunction(value) or inspect.isbuiltin(value) or inspect.isclass(value):
-        return getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value))
-    if callable(value) and not isinstance(value, (list, tuple, dict)):
-        return type(value).__qualname__
+    if isinstance(value, _SCALARS) or value is None:
+        return str(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(render(v) if callable(v) else repr(v) for v in value) + "]"
-    return str(value)
+        inner = ", ".join(repr(v) if isinstance(v, str) else render(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if inspect.isroutine(value) or inspect.isclass(value):
+        return getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value))
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)  # type: ignore[arg-type]
+    text = str(value)
+    if " at 0x" in text or (callable(value) and not isinstance(value, Mapping)):
+        return type(value).__qualname__
+    return text
 
 
 def given_params(values: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[str, str]:
@@ -120,6 +134,17 @@ def given_params(values: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[st
     config), rendered."""
     skipped = set(skip)
     return {k: render(v) for k, v in values.items() if v is not None and k not in skipped}
+
+
+def call_params(call: Call, names: Iterable[str], defaults: bool = False) -> dict[str, str]:
+    """The call's arguments among `names` that were passed (or, with `defaults`, that have a
+    non-None default), rendered."""
+    out = {}
+    for name in names:
+        value = default_of(call, name) if defaults else call.argument(name)
+        if value is not None:
+            out[name] = render(value)
+    return out
 
 
 def resolved_extras(
@@ -149,6 +174,7 @@ def tidy_number(text: str) -> str:
         return text
 
 
+# -- the call's arguments ------------------------------------------------------------------------
 def default_of(call: Call, name: str) -> Any:
     """The value of parameter `name` in this call, the signature's default when not passed."""
     value = call.argument(name, inspect.Parameter.empty)
@@ -161,14 +187,6 @@ def default_of(call: Call, name: str) -> Any:
     if parameter is None or parameter.default is inspect.Parameter.empty:
         return None
     return parameter.default
-
-
-def accepts(call: Call, name: str) -> bool:
-    """Whether the called function has a parameter `name`."""
-    try:
-        return name in inspect.signature(call.original).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def set_argument(call: Call, name: str, value: Any) -> None:
@@ -193,6 +211,25 @@ def with_callback(user_callbacks: Any, callback: Any, first: bool = False) -> li
     if user_callbacks is None:
         return [callback]
     return [callback, *user_callbacks] if first else [*user_callbacks, callback]
+
+
+def inject(call: Call, make: Callable[[Call, MetricStream], Any], first: bool = False) -> Any:
+    """Add a metric-streaming callback (built by `make`) to a copy of the call's `callbacks`;
+    the stream is kept as `call.state["stream"]`. Returns the callback."""
+    assert call.run is not None
+    stream = call.state["stream"] = MetricStream(call.run)
+    callback = make(call, stream)
+    set_argument(call, "callbacks", with_callback(call.argument("callbacks"), callback, first))
+    return callback
+
+
+def flush_stream(call: Call) -> MetricStream | None:
+    """Write what the call's stream still holds (after training, or after a failure: the
+    iterations before it stay recorded)."""
+    stream = call.state.get("stream")
+    if stream is not None:
+        stream.flush()
+    return stream
 
 
 # -- early stopping ------------------------------------------------------------------------------
@@ -237,7 +274,48 @@ def log_importances(
         run.log_figure(figure, f"feature_importance_{kind}.png")
 
 
+# -- datasets and models -------------------------------------------------------------------------
+def log_datasets(run: RunHandle, sets: Iterable[tuple[str, Any, Any]]) -> None:
+    """Fingerprint each (context, X, y) on the background worker (files on disk are not
+    fingerprinted)."""
+    from autotrack import datasets
+
+    for context, X, y in sets:
+        if in_memory(X):
+            datasets.log_dataset(run, X, y, context=context)
+
+
+def in_memory(data: Any) -> bool:
+    """Array-like data (not None, not a file path)."""
+    return data is not None and not isinstance(data, (str, bytes, os.PathLike))
+
+
+def log_model(run: RunHandle, model: Any, X: Any, y_pred: Any, config: CommonConfig) -> None:
+    """Save `model` under `model/` with a signature and input example from `X` (background
+    worker)."""
+    from autotrack.models import log_model as save
+
+    save(
+        model,
+        "model",
+        run=run,
+        X=X,
+        y_pred=y_pred,
+        log_input_example=config.log_input_examples,
+        log_signature=config.log_model_signatures,
+    )
+
+
 # -- scikit-learn wrappers -----------------------------------------------------------------------
+def estimator_tags(estimator: Any) -> dict[str, str]:
+    """`estimator_name` / `estimator_class`, as the scikit-learn integration tags runs."""
+    cls = type(estimator)
+    return {
+        "estimator_name": cls.__name__,
+        "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
+    }
+
+
 def evaluation_set(
     X: Any,
     y: Any,
@@ -259,38 +337,27 @@ def evaluation_set(
     return name, X_eval, y_eval, weight
 
 
-def log_wrapper_evaluation(
-    run: RunHandle, estimator: Any, name: str, X: Any, y: Any, sample_weight: Any
-) -> Any:
-    """The scikit-learn metric suite and plots of a fitted wrapper on one dataset (metrics
-    now, plots on the background worker); returns the Evaluation."""
+def record_wrapper(
+    call: Call,
+    booster: Any,
+    evaluate_on: tuple[str, Any, Any, Any],
+    importances: Callable[[RunHandle, Any, tuple[str, ...]], None],
+) -> None:
+    """What every wrapper's fit records once trained: the scikit-learn metric suite and plots
+    on `evaluate_on` (classifiers and regressors), importances and the wrapper itself."""
     from autotrack import evaluation
 
-    result = evaluation.evaluate(estimator, X, y, sample_weight=sample_weight)
-    evaluation.log_evaluation(run, result, name)
-    return result
-
-
-def estimator_tags(estimator: Any) -> dict[str, str]:
-    """`estimator_name` / `estimator_class`, as the scikit-learn integration tags runs."""
-    cls = type(estimator)
-    return {
-        "estimator_name": cls.__name__,
-        "estimator_class": f"{cls.__module__}.{cls.__qualname__}",
-    }
-
-
-def log_datasets(run: RunHandle, sets: Iterable[tuple[str, Any, Any]]) -> None:
-    """Fingerprint each (context, X, y) on the background worker."""
-    from autotrack import datasets
-
-    for context, X, y in sets:
-        if X is not None and not isinstance(X, (str, bytes)) and not hasattr(X, "__fspath__"):
-            datasets.log_dataset(run, X, y, context=context)
-
-
-def evaluable(estimator: Any) -> bool:
-    """Classifiers and regressors get the scikit-learn metric suite (rankers do not)."""
-    from autotrack.evaluation import task_kind
-
-    return task_kind(estimator) in ("classifier", "regressor")
+    run, estimator, config = call.run, call.instance, call.config
+    assert run is not None
+    y_pred = None
+    if evaluation.task_kind(estimator) in ("classifier", "regressor"):
+        name, X, y, weight = evaluate_on
+        result = evaluation.evaluate(estimator, X, y, sample_weight=weight)
+        evaluation.log_evaluation(run, result, name)
+        y_pred = result.y_pred
+    types = tuple(getattr(config, "importance_types", ()))
+    if types:
+        run.defer(importances, run, booster, types)
+    if config.log_models:
+        snapshot = copy.copy(estimator)  # a later refit rebinds the original's booster
+        run.defer(log_model, run, snapshot, call.argument("X"), y_pred, config)

@@ -7,12 +7,11 @@ params from the booster's resolved parameter list; the model is saved as LightGB
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, cast
+from typing import Any
 
 from autotrack.autolog import make_autolog
 from autotrack.integrations import boosting
@@ -24,6 +23,14 @@ IMPORTANCE_TYPES = ("split", "gain")
 
 #: After `record_evaluation` (20), before `early_stopping` (30), which ends training by raising.
 CALLBACK_ORDER = 25
+
+#: Call arguments recorded as params when passed (some exist only in LightGBM 3.x).
+TRAIN_ARGUMENTS = ("early_stopping_rounds", "feval", "fobj", "init_model", "learning_rates")
+CV_ARGUMENTS = (
+    "num_boost_round", "nfold", "stratified", "shuffle", "metrics", "seed", "eval_train_metric",
+    "early_stopping_rounds", "feval", "fobj", "init_model", "folds",
+)  # fmt: skip
+FIT_ARGUMENTS = ("early_stopping_rounds", "eval_metric", "categorical_feature", "feature_name")
 
 #: Resolved params that are I/O, networking or device plumbing rather than training settings.
 _PLUMBING = {
@@ -123,13 +130,13 @@ def early_stopping(booster: Any, stream: boosting.MetricStream | None) -> dict[s
     return boosting.early_stopping_metrics(best, best_score, stopped, values)
 
 
-def cv_summary(result: Mapping[str, Any], stream: boosting.MetricStream | None) -> dict[str, float]:
-    """When early stopping cut `cv`'s results short of the iterations that ran, the last kept
-    row is the best iteration."""
+def cv_summary(result: Mapping[str, Any], configured: bool, ran: int) -> dict[str, float]:
+    """With early stopping `cv` keeps the rows up to the best iteration: the last one is the
+    best. `configured`: early stopping was asked for (else it shows only when it cut the rows
+    short of the `ran` iterations). Iterations are counted 1-based, as LightGBM does."""
     columns = {k: v for k, v in result.items() if isinstance(v, list)}
     length = min((len(v) for v in columns.values()), default=0)
-    ran = (stream.last_step + 1) if stream is not None and stream.last_step is not None else 0
-    if length == 0 or length >= ran:
+    if length == 0 or not (configured or length < ran):
         return {}
     best = {}
     for key, values in columns.items():
@@ -175,23 +182,19 @@ class AutotrackCallback:
 safe_callback_methods(AutotrackCallback, integration="lightgbm")
 
 
-def _inject(call: Call) -> boosting.MetricStream:
-    assert call.run is not None
-    stream = boosting.MetricStream(call.run)
-    callbacks = boosting.with_callback(call.argument("callbacks"), AutotrackCallback(call, stream))
-    boosting.set_argument(call, "callbacks", callbacks)
-    call.state["stream"] = stream
-    return stream
-
-
-def _config(call: Call) -> LightGBMConfig:
-    return cast(LightGBMConfig, call.config)
-
-
 def _raw(dataset: Any) -> tuple[Any, Any]:
     """A Dataset's raw data and label while it still has them (LightGBM frees raw data once
-    the Dataset is constructed)."""
-    return getattr(dataset, "data", None), getattr(dataset, "label", None)
+    the Dataset is constructed; a file path is not data)."""
+    data = getattr(dataset, "data", None)
+    if not boosting.in_memory(data) or not hasattr(data, "shape"):
+        return None, None
+    return data, getattr(dataset, "label", None)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 # -- deferred work (autotrack's background worker) ------------------------------------------------
@@ -209,131 +212,87 @@ def _log_importances(run: Any, booster: Any, types: tuple[str, ...]) -> None:
     boosting.log_importances(run, importances, "LightGBM")
 
 
-def _log_model(run: Any, model: Any, X: Any, y_pred: Any, config: LightGBMConfig) -> None:
-    from autotrack.models import log_model
-
-    if X is not None and y_pred is None and hasattr(model, "predict"):
-        y_pred = model.predict(_head(X))
-    log_model(
-        model,
-        "model",
-        run=run,
-        X=X,
-        y_pred=y_pred,
-        log_input_example=config.log_input_examples,
-        log_signature=config.log_model_signatures,
-    )
-
-
-def _head(X: Any, rows: int = 5) -> Any:
-    return X.iloc[:rows] if hasattr(X, "iloc") else X[:rows]
-
-
-def _model_input(data: Any) -> Any:
-    """Training data usable for a signature and an example (not a file path)."""
-    if data is None or isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
-        return None
-    return data if hasattr(data, "shape") else None
+def _log_booster(run: Any, booster: Any, X: Any, config: CommonConfig) -> None:
+    """The booster, with a signature and example from the training data it was given."""
+    y_pred = None
+    if X is not None:
+        y_pred = booster.predict(X.iloc[:5] if hasattr(X, "iloc") else X[:5])
+    boosting.log_model(run, booster, X, y_pred, config)
 
 
 # -- hooks ---------------------------------------------------------------------------------------
 class TrainHooks(Hooks):
     """`lightgbm.train(params, train_set, num_boost_round, valid_sets=..., ...)`."""
 
-    ARGUMENTS = ("early_stopping_rounds", "feval", "fobj", "init_model", "learning_rates")
-
     def before(self, call: Call) -> None:
         run = call.run
         assert run is not None
-        params = dict(call.argument("params") or {})
         train_set = call.argument("train_set")
         valid_sets = call.argument("valid_sets")
         names = valid_set_names(train_set, valid_sets, call.argument("valid_names"))
-        logged = boosting.given_params(params)
-        logged["num_boost_round"] = boosting.render(boosting.default_of(call, "num_boost_round"))
-        for name in self.ARGUMENTS:  # some exist only in LightGBM 3.x
-            value = call.argument(name)
-            if value is not None:
-                logged[name] = boosting.render(value)
+        logged = boosting.given_params(dict(call.argument("params") or {}))
+        logged.update(boosting.call_params(call, ("num_boost_round",), defaults=True))
+        logged.update(boosting.call_params(call, TRAIN_ARGUMENTS))
         if names:
             logged["eval_names"] = boosting.render(names)
         run.log_params(logged)
         call.state["logged"] = set(logged)
-        call.state["train_data"] = _model_input(_raw(train_set)[0])
-        _inject(call)
+        call.state["train_data"] = _raw(train_set)[0]  # before LightGBM frees it
+        boosting.inject(call, AutotrackCallback)
         if call.config.log_datasets:
             sets = [("train", *_raw(train_set))]
             for name, valid in zip(names, _as_list(valid_sets), strict=False):
                 if valid is not train_set:
                     sets.append((name, *_raw(valid)))
-            boosting.log_datasets(run, [s for s in sets if _model_input(s[1]) is not None])
+            boosting.log_datasets(run, sets)
 
     def after(self, call: Call, result: Any) -> None:
         run = call.run
         assert run is not None
-        stream = call.state["stream"]
-        stream.flush()
+        stream = boosting.flush_stream(call)
         summary = early_stopping(result, stream)
         if summary:
             run.log_metrics(summary)
-        config = _config(call)
+        config = call.config
         run.defer(_log_resolved, run, result, call.state["logged"])
-        if config.importance_types:
-            run.defer(_log_importances, run, result, tuple(config.importance_types))
+        types = tuple(getattr(config, "importance_types", ()))
+        if types:
+            run.defer(_log_importances, run, result, types)
         if config.log_models:
-            run.defer(_log_model, run, result, call.state["train_data"], None, config)
+            run.defer(_log_booster, run, result, call.state["train_data"], config)
 
     def on_error(self, call: Call, exc: BaseException) -> None:
-        stream = call.state.get("stream")
-        if stream is not None:
-            stream.flush()  # the iterations before the failure stay recorded
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+        boosting.flush_stream(call)
 
 
 class CVHooks(Hooks):
     """`lightgbm.cv(params, train_set, num_boost_round, nfold=..., ...)`: mean and standard
     deviation per iteration of every metric (`valid-auc-mean`, `valid-auc-stdv`)."""
 
-    ARGUMENTS = (
-        "num_boost_round", "nfold", "stratified", "shuffle", "metrics", "seed",
-        "eval_train_metric", "early_stopping_rounds", "feval", "fobj", "init_model",
-    )  # fmt: skip
-
     def before(self, call: Call) -> None:
         run = call.run
         assert run is not None
         logged = boosting.given_params(dict(call.argument("params") or {}))
-        for name in self.ARGUMENTS:
-            value = boosting.default_of(call, name)
-            if value is not None:
-                logged[name] = boosting.render(value)
-        if call.argument("folds") is not None:
-            logged["folds"] = boosting.render(call.argument("folds"))
+        logged.update(boosting.call_params(call, CV_ARGUMENTS, defaults=True))
         run.log_params(logged)
-        _inject(call)
+        boosting.inject(call, AutotrackCallback)
         if call.config.log_datasets:
             data, label = _raw(call.argument("train_set"))
-            if _model_input(data) is not None:
-                boosting.log_datasets(run, [("train", data, label)])
+            boosting.log_datasets(run, [("train", data, label)])
 
     def after(self, call: Call, result: Any) -> None:
         run = call.run
         assert run is not None
-        stream = call.state["stream"]
-        stream.flush()
-        summary = cv_summary(result, stream)
+        stream = boosting.flush_stream(call)
+        ran = (stream.last_step + 1) if stream and stream.last_step is not None else 0
+        summary = cv_summary(result, early_stopping_configured(call), ran)
         if summary:
             run.log_metrics(summary)
-        columns = {k: list(map(float, v)) for k, v in result.items() if isinstance(v, list)}
+        columns = {k: [float(v) for v in col] for k, col in result.items() if isinstance(col, list)}
         run.defer(run.log_dict, columns, "cv_results.json")
 
     def on_error(self, call: Call, exc: BaseException) -> None:
-        TrainHooks.on_error(cast(Any, self), call, exc)
+        boosting.flush_stream(call)
 
 
 class FitHooks(Hooks):
@@ -341,64 +300,48 @@ class FitHooks(Hooks):
     with the wrapper's params, per-iteration metrics, the scikit-learn metric suite on the last
     evaluation set (else the training data), importances and the wrapper as the model."""
 
-    FIT_ARGUMENTS = ("early_stopping_rounds", "eval_metric", "categorical_feature", "feature_name")
-
     def before(self, call: Call) -> None:
         run = call.run
         assert run is not None
         estimator = call.instance
         logged = boosting.given_params(estimator.get_params(deep=False))
-        for name in self.FIT_ARGUMENTS:
-            value = call.argument(name)
-            if value is not None and not (isinstance(value, str) and value == "auto"):
-                logged[name] = boosting.render(value)
+        fit_args = boosting.call_params(call, FIT_ARGUMENTS)
+        logged.update({k: v for k, v in fit_args.items() if v != "auto"})
         run.set_tags(boosting.estimator_tags(estimator))
         run.log_params(logged)
         call.state["logged"] = set(logged)
-        _inject(call)
+        boosting.inject(call, AutotrackCallback)
 
     def after(self, call: Call, result: Any) -> None:
         run = call.run
         assert run is not None
-        stream = call.state["stream"]
-        stream.flush()
+        stream = boosting.flush_stream(call)
         estimator = call.instance
         booster = estimator.booster_
         X, y = call.argument("X"), call.argument("y")
         eval_set = _wrapper_eval_set(call)
         # which entry LightGBM called `training` shows only in its results
-        names = _wrapper_eval_names(
-            call, eval_set, set(getattr(estimator, "evals_result_", None) or ())
-        )
+        trained = set(getattr(estimator, "evals_result_", None) or ())
+        names = _wrapper_eval_names(call, eval_set, trained)
         if names:
             run.log_param("eval_names", boosting.render(names))
         summary = early_stopping(booster, stream)
         if summary:
             run.log_metrics(summary)
-        evaluation = None
-        if boosting.evaluable(estimator):
-            weights = call.argument("eval_sample_weight")
-            chosen = boosting.evaluation_set(
-                X, y, call.argument("sample_weight"), eval_set, names, weights
-            )
-            evaluation = boosting.log_wrapper_evaluation(run, estimator, *chosen)
-        config = _config(call)
-        if config.log_datasets:
+        if call.config.log_datasets:
             sets = [("train", X, y)]
             for name, (X_eval, y_eval) in zip(names, eval_set, strict=False):
                 if X_eval is not X:
                     sets.append((name, X_eval, y_eval))
             boosting.log_datasets(run, sets)
         run.defer(_log_resolved, run, booster, call.state["logged"])
-        if config.importance_types:
-            run.defer(_log_importances, run, booster, tuple(config.importance_types))
-        if config.log_models:
-            snapshot = copy.copy(estimator)  # a later refit rebinds the original's booster
-            y_pred = getattr(evaluation, "y_pred", None)
-            run.defer(_log_model, run, snapshot, X, y_pred, config)
+        weights = call.argument("eval_sample_weight")
+        sample_weight = call.argument("sample_weight")
+        evaluate_on = boosting.evaluation_set(X, y, sample_weight, eval_set, names, weights)
+        boosting.record_wrapper(call, booster, evaluate_on, _log_importances)
 
     def on_error(self, call: Call, exc: BaseException) -> None:
-        TrainHooks.on_error(cast(Any, self), call, exc)
+        boosting.flush_stream(call)
 
 
 def _wrapper_eval_set(call: Call) -> list[tuple[Any, Any]]:
@@ -426,6 +369,20 @@ def _wrapper_eval_names(
         return "training" in trained and eval_set[i][0] is X and eval_set[i][1] is y
 
     return valid_set_names(None, eval_set, call.argument("eval_names"), same)
+
+
+def early_stopping_configured(call: Call) -> bool:
+    """Early stopping asked for through params, the 3.x argument, or LightGBM's callback."""
+    params = call.argument("params") or {}
+    rounds = [params.get(name) for name in aliases(["early_stopping_round"])]
+    rounds += [params.get("early_stopping_round"), call.argument("early_stopping_rounds")]
+    if any(isinstance(r, int) and r > 0 for r in rounds):
+        return True
+    return any(
+        "early_stopping" in (getattr(cb, "__qualname__", None) or type(cb).__qualname__).lower()
+        or "EarlyStopping" in type(cb).__name__
+        for cb in call.argument("callbacks") or ()
+    )
 
 
 # -- the integration -----------------------------------------------------------------------------

@@ -2,21 +2,20 @@
 
 Per-iteration metrics come from XGBoost's own callback API (a `TrainingCallback` added to a
 copy of the user's callback list); params from the booster's resolved configuration; the
-model is saved as UBJSON. A wrapper's `fit` is one run (its inner `train` is nested, so the
-engine does not record it separately); the wrapper's evaluation history is logged after fit.
+model is saved as UBJSON. A wrapper's `fit` is one run: its inner `train` is nested, so the
+engine does not record it again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import inspect
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, cast
+from typing import Any
 
 from autotrack.autolog import make_autolog
 from autotrack.integrations import boosting
@@ -38,6 +37,15 @@ ALIASES = {
 #: Configuration sections that hold model facts or plumbing rather than training params.
 _SKIPPED_SECTIONS = {"gbtree_model_param", "hist_train_param"}
 _SKIPPED_KEYS = {"updater_seq", "name", "specified_updater", "fail_on_invalid_gpu_id"}
+
+#: `train()` / `cv()` arguments recorded as params when passed (data and callbacks are not).
+TRAIN_ARGUMENTS = (
+    "early_stopping_rounds", "maximize", "custom_metric", "feval", "obj", "xgb_model",
+)  # fmt: skip
+CV_ARGUMENTS = (
+    "num_boost_round", "nfold", "stratified", "metrics", "early_stopping_rounds", "maximize",
+    "seed", "shuffle", "custom_metric", "feval", "obj", "folds",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -73,12 +81,12 @@ def latest_metrics(
     `test-auc-std`."""
     for data_name, metrics in evals_log.items():
         for metric_name, values in metrics.items():
-            last = values[index]
-            if isinstance(last, tuple):
-                yield f"{data_name}-{metric_name}-mean", last[0]
-                yield f"{data_name}-{metric_name}-std", last[1]
+            value = values[index]
+            if isinstance(value, tuple):
+                yield f"{data_name}-{metric_name}-mean", value[0]
+                yield f"{data_name}-{metric_name}-std", value[1]
             else:
-                yield f"{data_name}-{metric_name}", last
+                yield f"{data_name}-{metric_name}", value
 
 
 def resolved_params(config_json: str) -> dict[str, str]:
@@ -97,7 +105,7 @@ def resolved_params(config_json: str) -> dict[str, str]:
                         found.setdefault(key, boosting.tidy_number(value))
                 else:
                     walk(value, key)
-        elif isinstance(node, list):  # xgboost >= 2 lists its updaters
+        elif isinstance(node, list):  # updaters: a list in xgboost >= 2, a dict in 1.7
             for item in node:
                 walk(item, section)
 
@@ -108,47 +116,36 @@ def resolved_params(config_json: str) -> dict[str, str]:
     return found
 
 
-def early_stopping(booster: Any, stream: boosting.MetricStream | None) -> dict[str, float]:
-    """Early-stopping results of a trained booster, or {} when early stopping did not run.
-
-    `best_iteration` and `stopped_iteration` are 0-based iterations, as XGBoost counts.
-    """
+def early_stopping(booster: Any, history: Mapping[str, Any], first: int = 0) -> dict[str, float]:
+    """Early-stopping results of a trained booster, or {} when early stopping did not run;
+    `history` is the evaluation log whose position 0 is iteration `first`. As XGBoost counts
+    them, `best_iteration` and `stopped_iteration` are 0-based iterations."""
     score = booster.attr("best_score")
     if score is None:
         return {}
     best = int(booster.attr("best_iteration"))
     stopped = booster.num_boosted_rounds() - 1
-    values = stream.at(best) if stream is not None else {}
+    values = boosting.history_at(history, best - first)
     return boosting.early_stopping_metrics(best, float(score), stopped, values)
 
 
-def history_at(history: Mapping[str, Mapping[str, list[float]]], step: int) -> dict[str, float]:
-    """`best_<eval>-<metric>` values at `step` of an `evals_result()` history."""
-    return {
-        f"best_{data}-{metric}": float(values[step])
-        for data, metrics in history.items()
-        for metric, values in metrics.items()
-        if 0 <= step < len(values)
-    }
-
-
-def cv_summary(result: Any, early_stopping_rounds: Any) -> dict[str, float]:
-    """With early stopping, `cv` keeps the rows up to the best iteration: the last row is
-    the best one."""
-    if not early_stopping_rounds:
-        return {}
-    columns = _columns(result)
+def cv_summary(result: Any, configured: bool, iterations_run: int) -> dict[str, float]:
+    """With early stopping `cv` keeps the rows up to the best iteration: the last row is the
+    best one. `configured`: early_stopping_rounds was passed (an EarlyStopping callback shows
+    only when it cut the rows short of the `iterations_run`)."""
+    columns = table_columns(result)
     length = min((len(v) for v in columns.values()), default=0)
-    if length == 0:
+    if length == 0 or not (configured or length < iterations_run):
         return {}
     best = {f"best_{key}": float(values[length - 1]) for key, values in columns.items()}
-    return boosting.early_stopping_metrics(length - 1, None, None, best)
+    return boosting.early_stopping_metrics(length - 1, None, iterations_run - 1, best)
 
 
-def _columns(result: Any) -> dict[str, list[float]]:
+def table_columns(result: Any) -> dict[str, list[float]]:
+    """`cv`'s result (a DataFrame, or a dict with `as_pandas=False`) as plain columns."""
     if hasattr(result, "to_dict") and hasattr(result, "columns"):
-        return {str(k): list(v.values()) for k, v in result.to_dict().items()}
-    return {str(k): list(v) for k, v in dict(result).items()}
+        return {str(k): [float(v) for v in col.values()] for k, col in result.to_dict().items()}
+    return {str(k): [float(v) for v in col] for k, col in dict(result).items()}
 
 
 def wrapper_eval_names(eval_set: Any) -> list[str]:
@@ -156,12 +153,21 @@ def wrapper_eval_names(eval_set: Any) -> list[str]:
     return [f"validation_{i}" for i in range(len(eval_set or ()))]
 
 
+def dataset_contexts(dtrain: Any, evals: list[tuple[Any, str]]) -> list[tuple[str, Any]]:
+    """(context, DMatrix) pairs to fingerprint: `train`, then each other evaluation set."""
+    sets = [("train", dtrain)]
+    for dmatrix, name in evals:
+        if dmatrix is not dtrain:
+            sets.append((f"eval_{name}" if name == "train" else str(name), dmatrix))
+    return sets
+
+
 # -- the injected callback -----------------------------------------------------------------------
 @functools.cache
 def _callback_class(base: type) -> type:
     """A `TrainingCallback` subclass, built once per imported xgboost; every method contained
     (an autotrack bug must never end the user's training)."""
-    from autotrack.safety import safe_callback_methods
+    from autotrack.safety import contained, safe_callback_methods
 
     class AutotrackCallback(base):  # type: ignore[valid-type, misc]
         """Streams each iteration's evaluation results into the run; never stops training.
@@ -188,11 +194,20 @@ def _callback_class(base: type) -> type:
             return False
 
         def after_training(self, model: Any) -> Any:
-            if self.evals_log:
-                logged = len(next(iter(next(iter(self.evals_log.values())).values())))
-                for index in range(self.recorded, logged):
-                    self.stream.add(self.first_epoch + index, latest_metrics(self.evals_log, index))
-            self.stream.flush()
+            # XGBoost passes `model=` by keyword and needs it back, whatever happens here
+            call = self.call
+            with contained(
+                "callback:after_training",
+                "xgboost",
+                silent=bool(getattr(getattr(call, "config", None), "silent", False)),
+                run=getattr(call, "run", None),
+            ):
+                if self.evals_log:
+                    logged = len(next(iter(next(iter(self.evals_log.values())).values())))
+                    for index in range(self.recorded, logged):
+                        step = self.first_epoch + index
+                        self.stream.add(step, latest_metrics(self.evals_log, index))
+                self.stream.flush()
             return model
 
     return safe_callback_methods(
@@ -206,36 +221,30 @@ def make_callback(call: Call, stream: boosting.MetricStream) -> Any:
     return _callback_class(xgboost.callback.TrainingCallback)(call, stream)
 
 
-def _inject(call: Call) -> boosting.MetricStream:
-    assert call.run is not None
-    stream = boosting.MetricStream(call.run)
-    callback = make_callback(call, stream)
-    callbacks = boosting.with_callback(call.argument("callbacks"), callback, first=True)
-    boosting.set_argument(call, "callbacks", callbacks)
-    call.state["stream"] = stream
-    return stream
+def _inject(call: Call) -> Any:
+    # first: a callback that says "stop" keeps XGBoost from asking the ones after it
+    return boosting.inject(call, make_callback, first=True)
 
 
 _UNSET = object()
 
 
-def _inject_into_wrapper(call: Call) -> boosting.MetricStream | None:
+def _inject_into_wrapper(call: Call) -> None:
     """XGBoost >= 2 wrappers take callbacks only from the estimator (`self.callbacks`, read by
     `fit`), so the callback goes there for the duration of the call and `_restore` puts the
     user's own value back; xgboost 1.7's deprecated `fit(callbacks=...)` gets it in the call.
-    Random forests refuse callbacks: their one round comes from `evals_result()` instead."""
+    A single round (random forests, which refuse callbacks) is read from `evals_result()`."""
     estimator = call.instance
     if estimator.get_num_boosting_rounds() <= 1:
-        return None
+        return
     if call.argument("callbacks") is not None:
-        return _inject(call)
+        _inject(call)
+        return
     assert call.run is not None
-    stream = boosting.MetricStream(call.run)
-    callback = make_callback(call, stream)
-    call.state["stream"] = stream
+    stream = call.state["stream"] = boosting.MetricStream(call.run)
+    callbacks = boosting.with_callback(estimator.callbacks, make_callback(call, stream), True)
     call.state["user_callbacks"] = vars(estimator).get("callbacks", _UNSET)
-    estimator.callbacks = boosting.with_callback(estimator.callbacks, callback, first=True)
-    return stream
+    estimator.callbacks = callbacks
 
 
 def _restore(call: Call) -> None:
@@ -249,17 +258,22 @@ def _restore(call: Call) -> None:
         call.instance.callbacks = previous
 
 
-def _config(call: Call) -> XGBoostConfig:
-    return cast(XGBoostConfig, call.config)
-
-
 # -- deferred work (autotrack's background worker) ------------------------------------------------
-def _importances(booster: Any, types: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    return {kind: booster.get_score(importance_type=kind) for kind in types}
-
-
 def _log_importances(run: Any, booster: Any, types: tuple[str, ...]) -> None:
-    boosting.log_importances(run, _importances(booster, types), "XGBoost")
+    importances = {kind: booster.get_score(importance_type=kind) for kind in types}
+    boosting.log_importances(run, importances, "XGBoost")
+
+
+def _log_booster(run: Any, booster: Any, dtrain: Any, config: CommonConfig) -> None:
+    """The booster, with a signature and example from the first rows of its training DMatrix
+    (read back with `get_data`, xgboost >= 1.7)."""
+    X = y_pred = None
+    if (config.log_input_examples or config.log_model_signatures) and hasattr(dtrain, "get_data"):
+        import xgboost
+
+        X = _dmatrix_sample(dtrain)
+        y_pred = booster.predict(xgboost.DMatrix(X))
+    boosting.log_model(run, booster, X, y_pred, config)
 
 
 def _dmatrix_sample(dmatrix: Any, rows: int = 5) -> Any:
@@ -273,26 +287,6 @@ def _dmatrix_sample(dmatrix: Any, rows: int = 5) -> Any:
 
             return pd.DataFrame(sample, columns=list(names))
     return sample
-
-
-def _log_booster(run: Any, booster: Any, dtrain: Any, config: XGBoostConfig) -> None:
-    from autotrack.models import log_model
-
-    X = y_pred = None
-    if (config.log_input_examples or config.log_model_signatures) and hasattr(dtrain, "get_data"):
-        import xgboost
-
-        X = _dmatrix_sample(dtrain)
-        y_pred = booster.predict(xgboost.DMatrix(X))
-    log_model(
-        booster,
-        "model",
-        run=run,
-        X=X,
-        y_pred=y_pred,
-        log_input_example=config.log_input_examples,
-        log_signature=config.log_model_signatures,
-    )
 
 
 def _log_dmatrices(run: Any, sets: list[tuple[str, Any]]) -> None:
@@ -309,95 +303,79 @@ def _log_dmatrices(run: Any, sets: list[tuple[str, Any]]) -> None:
         run.log_dict(fp, f"datasets/{context}.json")
 
 
-def _dataset_contexts(dtrain: Any, evals: list[tuple[Any, str]]) -> list[tuple[str, Any]]:
-    sets = [("train", dtrain)]
-    for dmatrix, name in evals:
-        if dmatrix is not dtrain:
-            sets.append((f"eval_{name}" if name == "train" else str(name), dmatrix))
-    return sets
-
-
 # -- hooks ---------------------------------------------------------------------------------------
 class TrainHooks(Hooks):
     """`xgboost.train(params, dtrain, num_boost_round, evals=..., ...)`."""
 
     def before(self, call: Call) -> None:
-        assert call.run is not None
-        params = params_dict(call.argument("params"))
-        evals = list(call.argument("evals") or [])
-        logged = boosting.given_params(params)
-        logged["num_boost_round"] = boosting.render(boosting.default_of(call, "num_boost_round"))
-        for name in ("early_stopping_rounds", "maximize", "custom_metric", "feval", "obj"):
-            value = call.argument(name)
-            if value is not None:
-                logged[name] = boosting.render(value)
-        if call.argument("xgb_model") is not None:
-            logged["xgb_model"] = boosting.render(call.argument("xgb_model"))
+        run = call.run
+        assert run is not None
+        evals = call.argument("evals")
+        if evals is not None and not isinstance(evals, (list, tuple)):
+            evals = list(evals)  # read once here, so XGBoost gets the same pairs
+            boosting.set_argument(call, "evals", evals)
+        evals = list(evals or [])
+        logged = boosting.given_params(params_dict(call.argument("params")))
+        logged.update(boosting.call_params(call, ("num_boost_round",), defaults=True))
+        logged.update(boosting.call_params(call, TRAIN_ARGUMENTS))
         if evals:
             logged["eval_names"] = boosting.render([name for _, name in evals])
-        call.run.log_params(logged)
+        run.log_params(logged)
         call.state["logged"] = set(logged)
-        _inject(call)
+        call.state["callback"] = _inject(call)
         if call.config.log_datasets:
-            sets = _dataset_contexts(call.argument("dtrain"), evals)
-            call.run.defer(_log_dmatrices, call.run, sets)
+            run.defer(_log_dmatrices, run, dataset_contexts(call.argument("dtrain"), evals))
 
     def after(self, call: Call, result: Any) -> None:
         run = call.run
         assert run is not None
-        stream = call.state["stream"]
-        stream.flush()
-        extras = boosting.resolved_extras(
-            resolved_params(result.save_config()), call.state["logged"], ALIASES
-        )
-        run.log_params(extras)
-        summary = early_stopping(result, stream)
+        boosting.flush_stream(call)
+        resolved = resolved_params(result.save_config())
+        run.log_params(boosting.resolved_extras(resolved, call.state["logged"], ALIASES))
+        callback = call.state.get("callback")
+        history = getattr(callback, "evals_log", None) or {}
+        summary = early_stopping(result, history, getattr(callback, "first_epoch", 0))
         if summary:
             run.log_metrics(summary)
-        config = _config(call)
-        if config.importance_types:
-            run.defer(_log_importances, run, result, tuple(config.importance_types))
+        config = call.config
+        types = tuple(getattr(config, "importance_types", ()))
+        if types:
+            run.defer(_log_importances, run, result, types)
         if config.log_models:
             run.defer(_log_booster, run, result, call.argument("dtrain"), config)
 
     def on_error(self, call: Call, exc: BaseException) -> None:
-        stream = call.state.get("stream")
-        if stream is not None:
-            stream.flush()  # the iterations before the failure stay recorded
+        boosting.flush_stream(call)
 
 
 class CVHooks(Hooks):
     """`xgboost.cv(params, dtrain, num_boost_round, nfold=..., ...)`: mean and std per
     iteration of every metric, `test-auc-mean` / `test-auc-std`."""
 
-    ARGUMENTS = ("num_boost_round", "nfold", "stratified", "metrics", "early_stopping_rounds",
-                 "maximize", "seed", "shuffle", "custom_metric", "feval", "obj")  # fmt: skip
-
     def before(self, call: Call) -> None:
-        assert call.run is not None
+        run = call.run
+        assert run is not None
         logged = boosting.given_params(params_dict(call.argument("params")))
-        for name in self.ARGUMENTS:
-            value = boosting.default_of(call, name)
-            if value is not None and value != ():
-                logged[name] = boosting.render(value)
-        if call.argument("folds") is not None:
-            logged["folds"] = boosting.render(call.argument("folds"))
-        call.run.log_params(logged)
+        logged.update(boosting.call_params(call, CV_ARGUMENTS, defaults=True))
+        if not call.argument("metrics"):
+            logged.pop("metrics", None)  # the default `()`: the params' eval_metric applies
+        run.log_params(logged)
         _inject(call)
         if call.config.log_datasets:
-            call.run.defer(_log_dmatrices, call.run, [("train", call.argument("dtrain"))])
+            run.defer(_log_dmatrices, run, [("train", call.argument("dtrain"))])
 
     def after(self, call: Call, result: Any) -> None:
-        assert call.run is not None
-        call.state["stream"].flush()
-        summary = cv_summary(result, call.argument("early_stopping_rounds"))
+        run = call.run
+        assert run is not None
+        stream = boosting.flush_stream(call)
+        ran = (stream.last_step + 1) if stream and stream.last_step is not None else 0
+        summary = cv_summary(result, bool(call.argument("early_stopping_rounds")), ran)
         if summary:
-            call.run.log_metrics(summary)
-        columns = _columns(result)
-        call.run.defer(call.run.log_dict, columns, "cv_results.json")
+            run.log_metrics(summary)
+        run.defer(run.log_dict, table_columns(result), "cv_results.json")
 
     def on_error(self, call: Call, exc: BaseException) -> None:
-        TrainHooks.on_error(cast(Any, self), call, exc)
+        boosting.flush_stream(call)
 
 
 class FitHooks(Hooks):
@@ -409,13 +387,12 @@ class FitHooks(Hooks):
         run = call.run
         assert run is not None
         estimator = call.instance
-        logged = boosting.given_params(estimator.get_params(deep=False), skip=("callbacks",))
-        if estimator.get_params(deep=False).get("n_estimators") is None:
+        params = estimator.get_params(deep=False)
+        logged = boosting.given_params(params, skip=("callbacks",))
+        if params.get("n_estimators") is None:
             logged["n_estimators"] = boosting.render(estimator.get_num_boosting_rounds())
-        for name in ("early_stopping_rounds", "eval_metric"):  # fit() arguments in xgboost < 2
-            value = call.argument(name)
-            if value is not None:
-                logged[name] = boosting.render(value)
+        # fit() arguments of xgboost < 2
+        logged.update(boosting.call_params(call, ("early_stopping_rounds", "eval_metric")))
         eval_set = call.argument("eval_set")
         if eval_set:
             logged["eval_names"] = boosting.render(wrapper_eval_names(eval_set))
@@ -437,38 +414,30 @@ class FitHooks(Hooks):
         assert run is not None
         estimator = call.instance
         booster = estimator.get_booster()
-        extras = boosting.resolved_extras(
-            resolved_params(booster.save_config()), call.state["logged"], ALIASES
-        )
-        run.log_params(extras)
-        stream = call.state.get("stream")
-        if stream is not None:
-            stream.flush()
+        resolved = resolved_params(booster.save_config())
+        run.log_params(boosting.resolved_extras(resolved, call.state["logged"], ALIASES))
+        stream = boosting.flush_stream(call)
         history = _evals_result(estimator)
-        if history and (stream is None or not stream.history):
-            boosting.log_history(run, history)  # nothing was streamed (e.g. a random forest)
-        if booster.attr("best_score") is not None:
-            best = int(booster.attr("best_iteration"))
-            run.log_metrics(
-                boosting.early_stopping_metrics(
-                    best,
-                    float(booster.attr("best_score")),
-                    booster.num_boosted_rounds() - 1,
-                    history_at(history, best),
-                )
-            )
-        evaluation = _evaluate(call, estimator)
-        config = _config(call)
-        if config.importance_types:
-            run.defer(_log_importances, run, booster, tuple(config.importance_types))
-        if config.log_models:
-            snapshot = copy.copy(estimator)  # a later refit rebinds the original's booster
-            y_pred = getattr(evaluation, "y_pred", None)
-            run.defer(_log_wrapper, run, snapshot, call.argument("X"), y_pred, config)
+        if history and (stream is None or not stream.keys):  # nothing streamed (one round)
+            for step, points in boosting.history_points(history):
+                run.log_metrics(dict(points), step=step)
+        summary = early_stopping(booster, history)
+        if summary:
+            run.log_metrics(summary)
+        eval_set = call.argument("eval_set")
+        evaluate_on = boosting.evaluation_set(
+            call.argument("X"),
+            call.argument("y"),
+            call.argument("sample_weight"),
+            eval_set,
+            wrapper_eval_names(eval_set),
+            call.argument("sample_weight_eval_set"),
+        )
+        boosting.record_wrapper(call, booster, evaluate_on, _log_importances)
 
     def on_error(self, call: Call, exc: BaseException) -> None:
         _restore(call)
-        TrainHooks.on_error(cast(Any, self), call, exc)
+        boosting.flush_stream(call)
 
 
 def _evals_result(estimator: Any) -> dict[str, dict[str, list[float]]]:
@@ -476,36 +445,6 @@ def _evals_result(estimator: Any) -> dict[str, dict[str, list[float]]]:
         return dict(estimator.evals_result())
     except Exception:  # XGBoost raises XGBoostError when no evaluation set was given
         return {}
-
-
-def _evaluate(call: Call, estimator: Any) -> Any:
-    if not boosting.evaluable(estimator):
-        return None
-    eval_set = call.argument("eval_set")
-    name, X, y, weight = boosting.evaluation_set(
-        call.argument("X"),
-        call.argument("y"),
-        call.argument("sample_weight"),
-        eval_set,
-        wrapper_eval_names(eval_set),
-        call.argument("sample_weight_eval_set"),
-    )
-    assert call.run is not None
-    return boosting.log_wrapper_evaluation(call.run, estimator, name, X, y, weight)
-
-
-def _log_wrapper(run: Any, estimator: Any, X: Any, y_pred: Any, config: XGBoostConfig) -> None:
-    from autotrack.models import log_model
-
-    log_model(
-        estimator,
-        "model",
-        run=run,
-        X=X,
-        y_pred=y_pred,
-        log_input_example=config.log_input_examples,
-        log_signature=config.log_model_signatures,
-    )
 
 
 # -- the integration -----------------------------------------------------------------------------
@@ -521,10 +460,9 @@ class XGBoostIntegration(Integration):
             targets += [PatchTarget(training, "train", train), PatchTarget(training, "cv", cv)]
         wrappers = getattr(module, "sklearn", None)
         if wrappers is not None:
-            if hasattr(wrappers, "train"):
+            if hasattr(wrappers, "train"):  # the `train` XGBModel.fit calls
                 targets.append(PatchTarget(wrappers, "train", train))
-            for cls in wrapper_classes(wrappers):
-                targets.append(PatchTarget(cls, "fit", fit))
+            targets += [PatchTarget(cls, "fit", fit) for cls in wrapper_classes(wrappers)]
         return targets
 
 
