@@ -355,6 +355,59 @@ def test_grid_search_uses_the_sklearn_rules(data):
     assert len(runs) == 3
 
 
+def test_dataframe_regressor_names_features_in_importance_and_signature(autolog):
+    pytest.importorskip("pandas")
+    X, y = sklearn_datasets.load_diabetes(return_X_y=True, as_frame=True)
+    model = lgb.LGBMRegressor(n_estimators=5, **QUIET).fit(X, y, **eval_data((X, y)))
+    run = only_run()
+    with open(autotrack.artifact_path(run.run_id, "feature_importance_split.json")) as f:
+        assert set(json.load(f)) == set(X.columns)
+    loaded = autotrack.load_model(f"runs:/{run.run_id}/model", as_predictor=True)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    with pytest.raises(Exception, match="bmi"):
+        loaded.predict(X.drop(columns=["bmi"]))
+    assert run.tags["dataset.train.shape"] == "442x10"
+
+
+def test_ranker_logs_its_ranking_metrics(autolog, data):
+    X_train, _, y_train, _ = data
+    group = [10] * (len(X_train) // 10) + ([len(X_train) % 10] if len(X_train) % 10 else [])
+    ranker = lgb.LGBMRanker(n_estimators=3, **QUIET)
+    ranker.fit(X_train, y_train, group=group, eval_set=[(X_train, y_train)], eval_group=[group])
+    run = only_run()
+    key = next(k for k in run.metrics if k.endswith("ndcg@1"))
+    data_name = key.split("-")[0]
+    expected = list(enumerate(ranker.evals_result_[data_name]["ndcg@1"]))
+    assert history(run.run_id, key) == expected
+    assert not any(k.startswith(("training_", "valid_0_")) for k in run.metrics)
+
+
+def test_autotrack_failure_in_the_callback_never_stops_training(data, monkeypatch):
+    from autotrack.integrations import boosting
+
+    train_set, valid_set = datasets(data)
+    plain = lgb.train({"objective": "binary", **QUIET}, train_set, 5, valid_sets=[valid_set])
+    monkeypatch.setenv("AUTOTRACK_STRICT", "0")
+
+    def broken(self, step, values):
+        raise RuntimeError("autotrack bug")
+
+    monkeypatch.setattr(boosting.MetricStream, "add", broken)
+    autotrack.lightgbm.autolog()
+    try:
+        train_set, valid_set = datasets(data)
+        with pytest.warns(UserWarning, match="autotrack bug"):
+            booster = lgb.train(
+                {"objective": "binary", **QUIET}, train_set, 5, valid_sets=[valid_set]
+            )
+    finally:
+        autotrack.lightgbm.autolog(disable=True)
+    np.testing.assert_array_equal(booster.predict(data[1]), plain.predict(data[1]))
+    run = only_run()
+    assert run.status == "FINISHED"
+    assert "autotrack bug" in run.tags["autotrack.errors"]
+
+
 # -- what to record (pure functions) -------------------------------------------------------------
 def test_metrics_of_names_train_and_cv_results():
     train = [("valid_0", "auc", 0.9, True)]
