@@ -16,21 +16,27 @@ slow the next one down. MLflow does all of its work inside the call.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import statistics
-import sys
-import time
-import warnings
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+
+# BLAS pinned to one thread: on a shared machine OpenBLAS threads spin-wait for cores and the
+# plain fit's own time (and its CPU time) would vary tenfold between repetitions.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import RESULTS, mlflow_available
+from harness import RESULTS, mlflow_available  # noqa: E402
 
 
 def workloads() -> dict[str, Callable[[], Any]]:
@@ -90,7 +96,8 @@ def measure(fn: Callable[[], Any], mode: str) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15, help="rounds of plain and autotrack")
+    parser.add_argument("--mlflow-repeat", type=int, default=5, help="MLflow takes seconds")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     import tempfile
@@ -114,6 +121,8 @@ def main() -> None:
         for round_index in range(args.repeat + 1):
             for name, fn in jobs.items():
                 for mode in modes:
+                    if mode == "mlflow" and round_index > args.mlflow_repeat:
+                        continue
                     elapsed, thread_cpu, tail = measure(fn, mode)
                     if round_index:  # round 0 is the warm-up
                         samples[name][mode].append(elapsed)
@@ -166,6 +175,7 @@ def main() -> None:
             {
                 "rows": rows,
                 "repeat": args.repeat,
+                "mlflow_repeat": args.mlflow_repeat,
                 "python": platform.python_version(),
                 "machine": platform.platform(),
                 "load_average": os.getloadavg(),

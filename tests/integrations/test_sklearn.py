@@ -600,3 +600,32 @@ def test_text_pipeline_on_a_list_of_documents(autolog):
     assert run.tags["dataset.train.shape"] == "18"
     loaded = autotrack.load_model(f"runs:/{run.run_id}/model")
     assert list(loaded.predict(["good film", "awful movie"])) == [1, 0]
+
+
+def test_metrics_and_plots_are_computed_off_the_callers_thread(autolog, cancer, monkeypatch):
+    import threading
+
+    from sklearn.linear_model import LogisticRegression
+
+    from autotrack import evaluation, plots
+
+    where: dict[str, str] = {}
+    real_plots, real_metrics = plots.log_evaluation_plots, evaluation._classification_metrics
+
+    def plots_spy(*args, **kwargs):
+        where["plots"] = threading.current_thread().name
+        return real_plots(*args, **kwargs)
+
+    def metrics_spy(*args, **kwargs):
+        where["metrics"] = threading.current_thread().name
+        return real_metrics(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "log_evaluation_plots", plots_spy)
+    monkeypatch.setattr(evaluation, "_classification_metrics", metrics_spy)
+    X_train, _, y_train, _ = cancer
+    autolog()
+    caller = threading.current_thread().name
+    LogisticRegression(max_iter=2000).fit(X_train, y_train)
+    assert "training_roc_curve.png" in artifacts(only_run().run_id)
+    assert where["plots"] != caller
+    assert where["metrics"] != caller
