@@ -408,6 +408,22 @@ def test_autotrack_failure_in_the_callback_never_stops_training(data, monkeypatc
     assert "autotrack bug" in run.tags["autotrack.errors"]
 
 
+def test_an_evaluation_set_name_unfit_for_a_metric_key_is_skipped_with_a_warning(autolog, data):
+    train_set, valid_set = datasets(data)
+    with pytest.warns(UserWarning, match="hold..out"):
+        lgb.train(
+            {"objective": "binary", **QUIET},
+            train_set,
+            3,
+            valid_sets=[train_set, valid_set],
+            valid_names=["train", "hold..out"],
+        )
+    run = only_run()
+    assert run.status == "FINISHED"
+    assert [s for s, _ in history(run.run_id, "train-binary_logloss")] == [0, 1, 2]
+    assert not any("hold" in key for key in run.metrics)
+
+
 # -- what to record (pure functions) -------------------------------------------------------------
 def test_metrics_of_names_train_and_cv_results():
     train = [("valid_0", "auc", 0.9, True)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ class MetricStream:
     def __init__(self, run: RunHandle) -> None:
         self.run = run
         self.keys: set[str] = set()
+        self.rejected: set[str] = set()
         self.last_step: int | None = None
         self._rows: list[tuple[str, str, float, int, int]] = []
         self._last_write = time.monotonic()
@@ -51,7 +53,8 @@ class MetricStream:
         keys = self.keys
         for key, value in values:
             if key not in keys:
-                _check_key(key)
+                if key in self.rejected or not self._accept(key):
+                    continue
                 keys.add(key)
             rows.append((run_id, key, float(value), step, stamp))
         self.last_step = step
@@ -71,11 +74,19 @@ class MetricStream:
         else:
             store.log_batch(self.run.run_id, metrics=[Metric(*row[1:]) for row in rows])
 
+    def _accept(self, key: str) -> bool:
+        """A key the store takes; an evaluation set or metric name that makes an invalid key
+        (a user's choice, not an autotrack bug) is skipped with one warning."""
+        from autotrack.safety import warn_once
+        from autotrack.tracking import validate_key
 
-def _check_key(key: str) -> None:
-    from autotrack.tracking import validate_key
-
-    validate_key(key, "metric key")
+        try:
+            validate_key(key, "metric key")
+        except ValueError as exc:
+            self.rejected.add(key)
+            warn_once(("metric key", key), f"autotrack: metric not recorded: {exc}")
+            return False
+        return True
 
 
 def history_points(
@@ -282,7 +293,12 @@ def log_datasets(run: RunHandle, sets: Iterable[tuple[str, Any, Any]]) -> None:
 
     for context, X, y in sets:
         if in_memory(X):
-            datasets.log_dataset(run, X, y, context=context)
+            datasets.log_dataset(run, X, y, context=context_name(context))
+
+
+def context_name(name: str) -> str:
+    """An evaluation set's name made safe for tag keys and artifact file names."""
+    return re.sub(r"[^A-Za-z0-9_\-]+", "_", str(name)).strip("_") or "eval"
 
 
 def in_memory(data: Any) -> bool:

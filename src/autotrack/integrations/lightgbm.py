@@ -30,7 +30,9 @@ CV_ARGUMENTS = (
     "num_boost_round", "nfold", "stratified", "shuffle", "metrics", "seed", "eval_train_metric",
     "early_stopping_rounds", "feval", "fobj", "init_model", "folds",
 )  # fmt: skip
-FIT_ARGUMENTS = ("early_stopping_rounds", "eval_metric", "categorical_feature", "feature_name")
+FIT_ARGUMENTS = (
+    "early_stopping_rounds", "eval_metric", "categorical_feature", "feature_name", "init_model",
+)  # fmt: skip
 
 #: Resolved params that are I/O, networking or device plumbing rather than training settings.
 _PLUMBING = {

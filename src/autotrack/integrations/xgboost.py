@@ -293,9 +293,10 @@ def _log_dmatrices(run: Any, sets: list[tuple[str, Any]]) -> None:
     """Fingerprint DMatrix contents (read back with `get_data`, xgboost >= 1.7)."""
     from autotrack import datasets
 
-    for context, dmatrix in sets:
+    for name, dmatrix in sets:
         if not hasattr(dmatrix, "get_data"):
             continue
+        context = boosting.context_name(name)
         label = dmatrix.get_label()
         fp = datasets.fingerprint(dmatrix.get_data(), label if len(label) else None)
         fp["context"] = context
@@ -393,6 +394,7 @@ class FitHooks(Hooks):
             logged["n_estimators"] = boosting.render(estimator.get_num_boosting_rounds())
         # fit() arguments of xgboost < 2
         logged.update(boosting.call_params(call, ("early_stopping_rounds", "eval_metric")))
+        logged.update(boosting.call_params(call, ("xgb_model",)))  # continued training
         eval_set = call.argument("eval_set")
         if eval_set:
             logged["eval_names"] = boosting.render(wrapper_eval_names(eval_set))
