@@ -5,6 +5,7 @@ registry. Outages are real too: the server is killed (SIGKILL) and started again
 from __future__ import annotations
 
 import math
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -233,6 +234,25 @@ def test_server_down_from_the_start_then_sync(tmp_path):
         down.kill()
 
 
+def test_a_server_that_never_answers_does_not_stall_training(monkeypatch):
+    """A listening socket that accepts connections and never replies: the slow-server case."""
+    monkeypatch.setenv("AUTOTRACK_MLFLOW_QUICK_TIMEOUT", "1")  # calls on the training thread
+    monkeypatch.setenv("AUTOTRACK_MLFLOW_TIMEOUT", "60")  # the sender's calls
+    monkeypatch.setenv("AUTOTRACK_MLFLOW_FLUSH_TIMEOUT", "2")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        use(f"http://127.0.0.1:{silent.getsockname()[1]}", "silent")
+        started = time.monotonic()
+        with autotrack.start_run() as run:
+            for step in range(200):
+                autotrack.log_metric("loss", float(step), step=step)
+        assert time.monotonic() - started < 8, "training waited for a server that never answers"
+        assert autotrack.get_run(run.run_id).metrics == {"loss": 199.0}  # read from the snapshot
+        messages = close_store()
+    assert len(messages) == 1
+
+
 def test_server_killed_mid_training_and_restarted_nothing_lost_or_doubled(own_server):
     use(own_server.uri, "crash")
     with autotrack.start_run(run_name="trainer") as parent:
@@ -270,6 +290,48 @@ def test_server_killed_mid_training_and_restarted_nothing_lost_or_doubled(own_se
     assert again.metrics == 0
     assert len(runs_of(own_server, "crash")) == 2
     assert len(client(own_server).get_metric_history(top.info.run_id, "loss")) == 200
+
+
+def test_autologged_xgboost_survives_a_server_crash_mid_training(own_server):
+    xgb = pytest.importorskip("xgboost")
+    from sklearn.datasets import load_breast_cancer
+
+    class CrashServer(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):
+            if epoch == 20:
+                own_server.kill()
+            return False
+
+    X, y = load_breast_cancer(return_X_y=True)
+    dtrain = xgb.DMatrix(X, label=y)
+    use(own_server.uri, "xgb-crash")
+    autotrack.xgboost.autolog()
+    evals_result: dict = {}
+    try:
+        xgb.train(
+            {"objective": "binary:logistic", "eval_metric": "logloss"}, dtrain,
+            num_boost_round=100, evals=[(dtrain, "train")], evals_result=evals_result,
+            verbose_eval=False, callbacks=[CrashServer()],
+        )  # fmt: skip
+    finally:
+        autotrack.xgboost.autolog(disable=True)
+    tracking.flush()
+    assert len(close_store()) == 1
+
+    own_server.start()
+    assert sync().ok
+    (run,) = runs_of(own_server, "xgb-crash")
+    assert run.info.status == "FINISHED"
+    got = steps(own_server, run.info.run_id, "train-logloss")
+    assert [s for s, _ in got] == list(range(100))  # every iteration, once
+    assert [v for _, v in got] == pytest.approx(evals_result["train"]["logloss"])
+    mlflow.set_tracking_uri(own_server.uri)
+    try:
+        assert (
+            mlflow.xgboost.load_model(f"runs:/{run.info.run_id}/model").num_boosted_rounds() == 100
+        )
+    finally:
+        mlflow.set_tracking_uri(None)
 
 
 def test_queued_records_are_retried_when_the_server_comes_back(own_server):

@@ -78,6 +78,8 @@ class PushReport:
         return not self.errors
 
     def __str__(self) -> str:
+        if not self.runs and not self.errors:
+            return "nothing to push"
         lines = [
             f"{self.runs} runs pushed ({self.created} created, {self.runs - self.created} already"
             f" there), {self.metrics} metric points sent ({self.metrics_already_there} already"
