@@ -196,6 +196,31 @@ def test_mlflow_pyfunc_and_registry_load_an_autotrack_sklearn_model(
     assert (autotrack.load_model(uri).predict(X) == model.predict(X)).all()
 
 
+def test_mlflow_sqlite_uri_without_a_server(tmp_path, monkeypatch):
+    """`mlflow+sqlite:///...` writes through MLflow's own client and store."""
+    pytest.importorskip("sqlalchemy")
+    monkeypatch.chdir(tmp_path)  # MLflow puts artifacts in ./mlruns next to a SQLite store
+    db = f"sqlite:///{tmp_path / 'local.db'}"
+    use(db, "no-server")
+    with autotrack.start_run(run_name="direct") as run:
+        autotrack.log_params({"k": 3})
+        for step in range(3):
+            autotrack.log_metric("m", step * 1.5, step=step)
+        autotrack.log_text("t", "t.txt")
+        with autotrack.start_run(run_name="inner", nested=True):
+            pass
+    reader = mlflow.tracking.MlflowClient(db)
+    experiment = reader.get_experiment_by_name("no-server")
+    runs = {r.info.run_name: r for r in reader.search_runs([experiment.experiment_id])}
+    assert runs["direct"].info.run_id == run.run_id
+    assert runs["direct"].data.params == {"k": "3"}
+    assert [(m.step, m.value) for m in reader.get_metric_history(run.run_id, "m")] == [
+        (0, 0.0), (1, 1.5), (2, 3.0)
+    ]  # fmt: skip
+    assert runs["inner"].data.tags["mlflow.parentRunId"] == run.run_id
+    assert [f.path for f in reader.list_artifacts(run.run_id)] == ["t.txt"]
+
+
 # -- outages -------------------------------------------------------------------------------------
 def test_server_down_from_the_start_then_sync(tmp_path):
     down = MlflowServer(tmp_path / "later")  # not started yet: nothing listens on its port
