@@ -10,6 +10,13 @@ Writes never wait for the server. A run is created on the server at once when it
 again by its idempotency key tag `autotrack.run_key` so that no retry creates it twice.
 Everything else goes through the `Outbox` (bounded queue, batched `log_batch` calls, retry
 with backoff, spill to an embedded store, drained at exit); `autotrack sync` pushes spills.
+
+Settings (environment): AUTOTRACK_SPILL_DIR (./autotrack-runs/mlflow-spill),
+AUTOTRACK_MLFLOW_MAX_QUEUED (100000 records in memory), AUTOTRACK_FLUSH_INTERVAL (1 s between
+batches), AUTOTRACK_MLFLOW_TIMEOUT (30 s per request from the sender thread),
+AUTOTRACK_MLFLOW_QUICK_TIMEOUT (5 s for the calls made on the user's thread: creating a run or
+an experiment), AUTOTRACK_MLFLOW_FLUSH_TIMEOUT (30 s: how long `end_run` and reads wait for
+delivery), AUTOTRACK_MLFLOW_EXIT_TIMEOUT (10 s of draining at exit before spilling).
 """
 
 from __future__ import annotations
@@ -92,7 +99,6 @@ class MlflowStore:
         self._exp_names = self.delivery.experiment_names
         self._downloads = Path(tempfile.mkdtemp(prefix="autotrack-mlflow-downloads-"))
         self._closed = False
-        self._warned: set[str] = set()
 
     def __repr__(self) -> str:
         return f"MlflowStore({self.tracking_uri!r})"
