@@ -121,6 +121,12 @@ class Registry:
     ) -> None:
         record = Prediction(run_id, weakref.ref(estimator), _weak_or_strong(data), dataset, method)
         self.predictions.set(result, record)
+        # A numpy view's `.base` is the array owning the memory, not the array it was sliced
+        # from: when the prediction is itself a view, register its owner too, so that slices
+        # of the prediction (`proba[:, 1]`) lead back to it.
+        base = getattr(result, "base", None)
+        if base is not None and type(base) is type(result) and self.predictions.get(base) is None:
+            self.predictions.set(base, record)
 
     def lookup(self, value: Any) -> tuple[Prediction, bool] | None:
         """(record, exact) for a registered prediction, or a numpy view of one
