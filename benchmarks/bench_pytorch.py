@@ -133,6 +133,39 @@ def row_from(workload: str, times: dict[str, tuple[float, float]], **extra: Any)
     return row
 
 
+def step_overhead(repeat: int, steps: int = 400) -> dict[str, Any]:
+    """The training step alone (batches made beforehand): the issue's "added time per step
+    on a small CPU MLP (batch 128)"."""
+    loop = Loop()
+    batches = [tuple(batch) for batch in loop.train][:64]
+
+    def run() -> None:
+        for index in range(steps):
+            xb, yb = batches[index % len(batches)]
+            loop.optimizer.zero_grad()
+            loop.criterion(loop.model(xb), yb).backward()
+            loop.optimizer.step()
+
+    def on() -> None:
+        autotrack.pytorch.autolog()
+        run()  # opens the run and finds the model, untimed
+
+    run()  # warm-up
+    variants = {"plain": (nothing, nothing),
+                "autotrack": (on, lambda: autotrack.pytorch.autolog(disable=True))}  # fmt: skip
+    times = interleaved(run, variants, repeat)
+    plain, ours = times["plain"][1] / steps, times["autotrack"][1] / steps
+    row = row_from(
+        f"plain loop: one training step, MLP {FEATURES}-{HIDDEN}-{HIDDEN}-1, batch {BATCH}, CPU",
+        {name: (wall / steps, cpu / steps) for name, (wall, cpu) in times.items()},
+        added_share=(ours - plain) / plain,
+        added_us_per_step=(ours - plain) * 1e6,
+    )
+    print(f"  training step: {row['added_share'] * 100:+.2f}% ({row['added_us_per_step']:+.1f} us"
+          f" over {plain * 1e6:.0f} us)")  # fmt: skip
+    return row
+
+
 def loop_overhead(repeat: int, epochs: int) -> dict[str, Any]:
     """Epoch time plain and autologged; the added share of a step and the µs per step."""
     loop = Loop()
@@ -152,7 +185,7 @@ def loop_overhead(repeat: int, epochs: int) -> dict[str, Any]:
     runs = autotrack.search_runs()
     plain, ours = times["plain"][1], times["autotrack"][1]
     row = row_from(
-        f"plain loop MLP {FEATURES}-{HIDDEN}-{HIDDEN}-1, batch {BATCH}, CPU (one epoch)",
+        f"plain loop: one epoch ({steps} steps, DataLoader, scheduler, validation)",
         times,
         steps_per_epoch=steps,
         added_share=(ours - plain) / plain,
@@ -260,10 +293,13 @@ def main() -> int:
             import mlflow
 
             mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
-        loop = loop_overhead(repeat=3 if args.quick else 15, epochs=2)
-        rows = [loop, *lightning_rows(repeat=2 if args.quick else 5, epochs=5)]
+        rows = [
+            step_overhead(repeat=3 if args.quick else 25),
+            loop_overhead(repeat=3 if args.quick else 25, epochs=2),
+            *lightning_rows(repeat=2 if args.quick else 5, epochs=5),
+        ]
         autotrack.flush()
-    for row in rows[1:]:
+    for row in rows[2:]:
         for kind in ("autotrack_records", "mlflow_records"):
             if kind in row:
                 print(f"  {kind}: {row[kind]}")

@@ -114,7 +114,6 @@ class ScaleHooks(Hooks):
 
 def loop_targets(torch: ModuleType) -> list[PatchTarget]:
     """Where plain loops are observed (only where torch has no global hook)."""
-    from torch.amp import grad_scaler
     from torch.nn.modules import loss as losses
     from torch.optim import lr_scheduler
     from torch.utils.data import DataLoader
@@ -122,8 +121,12 @@ def loop_targets(torch: ModuleType) -> list[PatchTarget]:
     found = [
         PatchTarget(torch.Tensor, "backward", BackwardHooks()),
         PatchTarget(DataLoader, "__iter__", LoaderHooks()),
-        PatchTarget(grad_scaler.GradScaler, "scale", ScaleHooks()),
     ]
+    scaler = getattr(getattr(torch, "amp", None), "GradScaler", None)  # torch >= 2.3
+    if scaler is None:
+        scaler = getattr(torch.cuda.amp, "GradScaler", None)
+    if scaler is not None and "scale" in vars(scaler):
+        found.append(PatchTarget(scaler, "scale", ScaleHooks()))
     scheduler_hooks, loss_hooks = SchedulerHooks(), LossHooks(torch.is_grad_enabled)
     for _, cls in inspect.getmembers(lr_scheduler, inspect.isclass):
         if issubclass(cls, lr_scheduler.LRScheduler) and "__init__" in vars(cls):

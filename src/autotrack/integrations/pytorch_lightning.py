@@ -13,6 +13,7 @@ marks them as recorded calls).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import weakref
@@ -362,10 +363,21 @@ def _restore_callbacks(call: Call) -> None:
 
 
 def _log_best(run: Any, path: str, config: Any) -> None:
-    """The best checkpoint's weights, read without unpickling code (`weights_only=True`)."""
+    """The best checkpoint's weights, read without unpickling code (`weights_only=True`; the
+    paths older Lightning versions store are allowed). A checkpoint holding other objects is
+    left out: its path is in the tag `checkpoint.best_model_path`."""
+    import pathlib
+    import pickle
+
     import torch
 
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    allowed = [pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]
+    scope = getattr(torch.serialization, "safe_globals", None)
+    try:
+        with scope(allowed) if scope is not None else contextlib.nullcontext():
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        return
     state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
     if state:
         log_module(run, dict(state), None, config, path="best_model")
