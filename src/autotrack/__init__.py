@@ -65,9 +65,9 @@ def __getattr__(name: str) -> Any:
     info = find(name)
     if info is None:
         raise AttributeError(f"module 'autotrack' has no attribute {name!r}")
-    module = importlib.import_module(f"autotrack.integrations.{info.module}")
-    globals()[name] = module
-    return module
+    integration = importlib.import_module(f"autotrack.integrations.{info.module}")
+    globals()[name] = integration
+    return integration
 
 
 __all__ = [

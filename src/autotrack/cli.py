@@ -112,7 +112,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if values:
             console.print(table)
     if run.metrics:
-        counts = getattr(store, "metric_keys", lambda _: {})(run.run_id)
+        counts: dict[str, int] = getattr(store, "metric_keys", lambda _: {})(run.run_id)
         table = Table(title="Metrics (latest value)")
         table.add_column("metric")
         table.add_column("value", justify="right")
@@ -146,11 +146,10 @@ def _walk_artifacts(run_id: str, path: str = "") -> list[tuple[str, int]]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import autotrack
+    from autotrack.autolog import autolog_all, format_status
 
     if args.enable:
-        autotrack.autolog()
-    from autotrack.autolog import format_status
+        autolog_all()
 
     print(format_status())
     return 0
