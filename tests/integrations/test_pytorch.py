@@ -241,6 +241,32 @@ def test_two_optimizers_in_sequence_make_two_runs(autolog):
     assert "val_loss" not in runs[0].metrics and "lr_scheduler" not in runs[0].params
 
 
+def test_two_optimizers_stepping_in_one_pass_are_one_training(autolog):
+    """A GAN-like loop: both optimizers step in every batch of the same pass."""
+    torch.manual_seed(0)
+    train_loader, _, _ = make_loaders()
+    generator, critic = Net(), Net()
+    g_opt = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    c_opt = torch.optim.SGD(critic.parameters(), lr=1e-2)
+    for _ in range(2):
+        for xb, yb in train_loader:
+            for model, optimizer in ((critic, c_opt), (generator, g_opt)):
+                optimizer.zero_grad()
+                nn.functional.mse_loss(model(xb), yb).backward()
+                optimizer.step()
+    integration.end_run()
+    run = only_run()
+    assert run.params["optimizer"] == "SGD"  # the first to step
+    assert [s for s, _ in history(run.run_id, "train_loss")] == [0, 1]
+
+
+def test_lazy_module_counts_once_built():
+    lazy = nn.LazyLinear(3)
+    assert loop.model_params(lazy) == {"model_class": "LazyLinear"}
+    lazy(torch.zeros(2, 4))
+    assert loop.model_params(lazy)["total_params"] == 15
+
+
 def test_loop_inside_a_user_run_logs_there_and_ends_with_the_block(autolog):
     with autotrack.start_run(run_name="mine") as run:
         seen = train(epochs=2)

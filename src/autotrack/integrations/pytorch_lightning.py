@@ -307,8 +307,6 @@ class FitHooks(Hooks):
         hparams.update(flatten(getattr(datamodule, "hparams", None) or {}))
         params = merge_params(params, hparams)
         params["seed"] = loop.user_seed()
-        if model is not None:
-            params.update(loop.model_params(model))
         log_new_params(call.run, call.managed, params)
         every = int(getattr(call.config, "log_every_n_steps", 0) or 0)
         recorder = FitRecorder(call, every)
@@ -335,6 +333,7 @@ class FitHooks(Hooks):
             run.set_tags(tags)
         _fitted[trainer] = (run.run_id, trainer.current_epoch)
         if model is not None:
+            log_new_params(run, call.managed, loop.model_params(model))  # lazy modules are built
             _fitted[model] = (run.run_id, trainer.current_epoch)
             if call.config.log_models:
                 example = loop.input_example(getattr(model, "example_input_array", None))
@@ -344,6 +343,9 @@ class FitHooks(Hooks):
 
     def on_error(self, call: Call, exc: BaseException) -> None:
         _restore_callbacks(call)
+        model = call.argument("model")
+        if model is not None and call.run is not None:
+            log_new_params(call.run, call.managed, loop.model_params(model))
 
 
 def _restore_callbacks(call: Call) -> None:

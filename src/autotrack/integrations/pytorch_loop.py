@@ -83,9 +83,12 @@ def unwrap_module(module: Any) -> Any:
 
 
 def model_params(model: Any) -> dict[str, Any]:
-    """Model class and parameter counts (total and trainable)."""
+    """Model class and parameter counts (total and trainable; none while a lazy module has
+    not seen its first batch)."""
     total = trainable = 0
     for parameter in model.parameters():
+        if type(parameter).__name__ == "UninitializedParameter":
+            return {"model_class": type(model).__name__}
         count = parameter.numel()
         total += count
         trainable += count if parameter.requires_grad else 0
