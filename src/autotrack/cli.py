@@ -165,15 +165,17 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from autotrack.sync import sync
 
-    print(sync(args.spill_uri))
-    return 0
+    report = sync(args.spill_uri)
+    print(report)
+    return 0 if report.ok else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from autotrack.sync import export_runs
 
-    print(export_runs(tracking.get_tracking_uri(), args.to, filter_string=args.filter or ""))
-    return 0
+    report = export_runs(tracking.get_tracking_uri(), args.to, filter_string=args.filter or "")
+    print(report)
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
