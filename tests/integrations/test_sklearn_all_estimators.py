@@ -22,6 +22,8 @@ from sklearn.utils import all_estimators  # noqa: E402
 
 import autotrack  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # deprecated estimators
+
 ESTIMATORS = dict(all_estimators())
 N_SAMPLES = 40
 
