@@ -629,3 +629,27 @@ def test_metrics_and_plots_are_computed_off_the_callers_thread(autolog, cancer, 
     assert "training_roc_curve.png" in artifacts(only_run().run_id)
     assert where["plots"] != caller
     assert where["metrics"] != caller
+
+
+def test_multi_metric_search_without_refit(autolog, cancer):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.tree import DecisionTreeClassifier
+
+    X_train, _, y_train, _ = cancer
+    autolog(max_tuning_runs=2)
+    search = GridSearchCV(
+        DecisionTreeClassifier(random_state=0),
+        {"max_depth": [1, 2, 3, 4]},
+        scoring={"f1": "f1", "accuracy": "accuracy"},
+        refit=False,
+        cv=3,
+    ).fit(X_train, y_train)
+    parent = next(r for r in autotrack.search_runs() if r.parent_run_id is None)
+    assert "model" not in artifacts(parent.run_id)  # refit=False: there is no best estimator
+    assert not any(key.startswith("training_") for key in parent.metrics)
+    children = _children(parent.run_id)
+    # ranked by the first scorer name in order (accuracy) when nothing is refitted
+    expected = sorted(search.cv_results_["rank_test_accuracy"])[:2]
+    assert sorted(c.metrics["rank_test_accuracy"] for c in children) == expected
+    history = autotrack.get_metric_history(children[0].run_id, "test_f1")
+    assert [p.step for p in history] == [0, 1, 2]

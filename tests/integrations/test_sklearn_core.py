@@ -236,3 +236,52 @@ def test_log_dataset_records_tags_and_json():
     )
     assert data["digest"] == tags[0]["dataset.train.digest"]
     assert data["targets"]["shape"] == [4]
+
+
+# -- what the sklearn integration records (pure functions) ---------------------------------
+def test_params_are_rendered_readably_and_cut_when_huge():
+    from sklearn.linear_model import LogisticRegression
+
+    from autotrack.integrations import sklearn_record as record
+
+    assert record.render(0.5) == "0.5"
+    assert record.render(None) == "None"
+    assert record.render(LogisticRegression(C=2.0)) == "LogisticRegression(C=2.0)"
+    assert record.render(np.mean) == "numpy.mean"
+    assert record.render(LogisticRegression) == (
+        "sklearn.linear_model._logistic.LogisticRegression"
+    )
+    huge = record.render(list(range(10_000)))
+    assert len(huge) <= record.MAX_PARAM_CHARS
+    assert huge.startswith("[0, 1, 2") and huge.endswith("chars]")
+    assert "truncated" in huge
+
+
+def test_candidates_best_first_with_fold_scores():
+    from autotrack.integrations import sklearn_record as record
+
+    cv_results = {
+        "params": [{"C": 1}, {"C": 2}, {"C": 3}],
+        "param_C": np.ma.array([1, 2, 3]),
+        "mean_test_score": np.array([0.5, 0.9, 0.7]),
+        "rank_test_score": np.array([3, 1, 2]),
+        "split0_test_score": np.array([0.4, 0.8, np.nan]),
+        "split1_test_score": np.array([0.6, 1.0, 0.7]),
+    }
+    rows = record.candidates(cv_results, max_runs=2)
+    assert [r.index for r in rows] == [1, 2]
+    assert rows[0].params == {"C": 2}
+    assert rows[0].metrics == {"mean_test_score": 0.9, "rank_test_score": 1.0}
+    assert rows[0].folds == {"test_score": [0.8, 1.0]}
+    assert np.isnan(rows[1].folds["test_score"][0])  # kept here, dropped when logged
+    table = record.cv_results_csv(cv_results).splitlines()
+    assert table[0].startswith("params,param_C,mean_test_score")
+    assert table[2].startswith("C=2,2,0.9")
+
+
+def test_variable_name_finds_the_callers_name():
+    from autotrack.integrations import sklearn_record as record
+
+    X_holdout = np.zeros(3)
+    assert record.variable_name(X_holdout) == "X_holdout"
+    assert record.variable_name(X_holdout[:2]) is None

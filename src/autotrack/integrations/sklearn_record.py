@@ -51,8 +51,9 @@ def render(value: Any) -> str:
         text = str(value)
     elif isinstance(value, type):
         text = f"{value.__module__}.{value.__qualname__}"
-    elif isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
-        text = f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
+    elif callable(value) and not hasattr(value, "get_params") and _callable_name(value):
+        module = getattr(value, "__module__", None)
+        text = f"{module}.{_callable_name(value)}" if module else str(_callable_name(value))
     elif type(value).__module__ == "numpy" and hasattr(value, "shape"):
         import numpy as np
 
@@ -66,6 +67,12 @@ def render(value: Any) -> str:
     if len(text) > MAX_PARAM_CHARS:
         text = f"{text[: MAX_PARAM_CHARS - 40]}...[truncated, {len(text)} chars]"
     return text
+
+
+def _callable_name(value: Any) -> str | None:
+    """Functions, methods, numpy's dispatchers and ufuncs: their (qualified) name."""
+    name = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+    return name if isinstance(name, str) else None
 
 
 def estimator_params(estimator: Any, deep: bool = True) -> dict[str, str]:
@@ -116,21 +123,26 @@ class Candidate:
     folds: dict[str, list[float]] = field(default_factory=dict)  # e.g. test_score per split
 
 
-def rank_column(cv_results: dict[str, Any]) -> str | None:
-    """`rank_test_score`, or the first `rank_test_<scorer>` of a multi-metric search."""
+def rank_column(cv_results: dict[str, Any], refit: Any = None) -> str | None:
+    """`rank_test_score`; for a multi-metric search the scorer it refits on
+    (`rank_test_<refit>`), else the first `rank_test_<scorer>`."""
     if "rank_test_score" in cv_results:
         return "rank_test_score"
+    if isinstance(refit, str) and f"rank_test_{refit}" in cv_results:
+        return f"rank_test_{refit}"
     ranks = sorted(key for key in cv_results if key.startswith("rank_test_"))
     return ranks[0] if ranks else None
 
 
-def candidates(cv_results: dict[str, Any], max_runs: int | None = None) -> list[Candidate]:
+def candidates(
+    cv_results: dict[str, Any], max_runs: int | None = None, refit: Any = None
+) -> list[Candidate]:
     """Candidates best first (by rank, then position); at most `max_runs` of them."""
     import numpy as np
 
     params_list = list(cv_results.get("params", []))
     count = len(params_list)
-    rank_key = rank_column(cv_results)
+    rank_key = rank_column(cv_results, refit)
     ranks = np.asarray(cv_results[rank_key]) if rank_key else np.arange(count)
     order = sorted(range(count), key=lambda i: (ranks[i], i))
     if max_runs is not None:

@@ -33,10 +33,8 @@ def record_search(call: Call, search: Any) -> None:
     base = record.estimator_params(search.estimator, deep=True)
     tags = record.estimator_tags(search.estimator)
     best_index = getattr(search, "best_index_", None)
-    run.defer(
-        _log_search, run, best_params, best_score, cv_results, base, tags, best_index,
-        config.max_tuning_runs,
-    )  # fmt: skip
+    choice = (config.max_tuning_runs, getattr(search, "refit", None))  # which children, by rank
+    run.defer(_log_search, run, best_params, best_score, cv_results, choice, base, tags, best_index)
 
 
 def _log_search(
@@ -44,10 +42,10 @@ def _log_search(
     best_params: dict[str, str],
     best_score: Any,
     cv_results: dict[str, Any],
+    choice: tuple[int | None, Any],
     base: dict[str, str],
     tags: dict[str, str],
     best_index: Any,
-    max_runs: int | None,
 ) -> None:
     """Background: `best_<param>` params, `best_score`, the `cv_results.csv` table and a
     finished child run per candidate."""
@@ -57,7 +55,7 @@ def _log_search(
     if not cv_results:
         return
     run.log_text(record.cv_results_csv(cv_results), "cv_results.csv")
-    for candidate in record.candidates(cv_results, max_runs):
+    for candidate in record.candidates(cv_results, *choice):
         child_tags = {**tags, "candidate_index": str(candidate.index)}
         if best_index is not None and candidate.index == best_index:
             child_tags["best_candidate"] = "true"
