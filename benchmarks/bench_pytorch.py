@@ -36,9 +36,12 @@ FEATURES, HIDDEN, BATCH = 32, 64, 128
 
 def mlp() -> nn.Module:
     return nn.Sequential(
-        nn.Linear(FEATURES, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
+        nn.Linear(FEATURES, HIDDEN),
+        nn.ReLU(),
+        nn.Linear(HIDDEN, HIDDEN),
+        nn.ReLU(),
         nn.Linear(HIDDEN, 1),
-    )  # fmt: skip
+    )
 
 
 def data(rows: int) -> torch.utils.data.TensorDataset:
@@ -51,11 +54,12 @@ def data(rows: int) -> torch.utils.data.TensorDataset:
 class Loop:
     """A user's loop: train pass, LR scheduler, validation pass."""
 
-    def __init__(self, rows: int = 8192) -> None:
+    def __init__(self, rows: int = 8192, device: str = "cpu") -> None:
         torch.manual_seed(0)
+        self.device = device
         self.train = torch.utils.data.DataLoader(data(rows), batch_size=BATCH, shuffle=True)
         self.val = torch.utils.data.DataLoader(data(1024), batch_size=256)
-        self.model = mlp()
+        self.model = mlp().to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, 10, 0.5)
         self.criterion = nn.MSELoss()
@@ -63,6 +67,7 @@ class Loop:
     def epoch(self) -> None:
         self.model.train()
         for xb, yb in self.train:
+            xb, yb = xb.to(self.device), yb.to(self.device)
             self.optimizer.zero_grad()
             loss = self.criterion(self.model(xb), yb)
             loss.backward()
@@ -71,7 +76,7 @@ class Loop:
         self.model.eval()
         with torch.no_grad():
             for xb, yb in self.val:
-                self.criterion(self.model(xb), yb)
+                self.criterion(self.model(xb.to(self.device)), yb.to(self.device))
 
     def timed(self, epochs: int) -> float:
         started = time.perf_counter()
@@ -88,9 +93,10 @@ def clock() -> tuple[float, float]:
 
 
 def interleaved(
-    fn: Callable[[], Any], variants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]],
+    fn: Callable[[], Any],
+    variants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]],
     repeat: int,
-) -> dict[str, tuple[float, float]]:  # fmt: skip
+) -> dict[str, tuple[float, float]]:
     """Median (wall, CPU) of `fn` under each variant, the variants taking turns; `enter` runs
     untimed before each timed call (switching autolog on, a warm-up), `leave` after it."""
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
@@ -115,8 +121,10 @@ def nothing() -> None:
 def mlflow_switch(flavor_options: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
     import mlflow
 
-    return (lambda: mlflow.pytorch.autolog(**flavor_options),
-            lambda: mlflow.pytorch.autolog(disable=True))  # fmt: skip
+    return (
+        lambda: mlflow.pytorch.autolog(**flavor_options),
+        lambda: mlflow.pytorch.autolog(disable=True),
+    )
 
 
 def row_from(workload: str, times: dict[str, tuple[float, float]], **extra: Any) -> dict[str, Any]:
@@ -125,19 +133,23 @@ def row_from(workload: str, times: dict[str, tuple[float, float]], **extra: Any)
     ours = max(times["autotrack"][1] - plain, 0.0)
     theirs = max(times["mlflow"][1] - plain, 0.0) if "mlflow" in times else None
     row = {
-        "workload": workload, "plain_s": plain, "autotrack_added_s": ours,
-        "mlflow_added_s": theirs, "ratio": theirs / max(ours, 1e-4) if theirs else None,
-        "wall_s": {name: wall for name, (wall, _) in times.items()}, **extra,
-    }  # fmt: skip
+        "workload": workload,
+        "plain_s": plain,
+        "autotrack_added_s": ours,
+        "mlflow_added_s": theirs,
+        "ratio": theirs / max(ours, 1e-4) if theirs else None,
+        "wall_s": {name: wall for name, (wall, _) in times.items()},
+        **extra,
+    }
     harness.print_rows([row])
     return row
 
 
-def step_overhead(repeat: int, steps: int = 400) -> dict[str, Any]:
+def step_overhead(repeat: int, steps: int = 400, device: str = "cpu") -> dict[str, Any]:
     """The training step alone (batches made beforehand): the issue's "added time per step
-    on a small CPU MLP (batch 128)"."""
-    loop = Loop()
-    batches = [tuple(batch) for batch in loop.train][:64]
+    on a small CPU MLP (batch 128)". On CUDA the time is wall time to a final sync."""
+    loop = Loop(device=device)
+    batches = [tuple(t.to(device) for t in batch) for batch in loop.train][:64]
 
     def run() -> None:
         for index in range(steps):
@@ -145,24 +157,33 @@ def step_overhead(repeat: int, steps: int = 400) -> dict[str, Any]:
             loop.optimizer.zero_grad()
             loop.criterion(loop.model(xb), yb).backward()
             loop.optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
 
     def on() -> None:
         autotrack.pytorch.autolog()
         run()  # opens the run and finds the model, untimed
 
     run()  # warm-up
-    variants = {"plain": (nothing, nothing),
-                "autotrack": (on, lambda: autotrack.pytorch.autolog(disable=True))}  # fmt: skip
+    variants = {
+        "plain": (nothing, nothing),
+        "autotrack": (on, lambda: autotrack.pytorch.autolog(disable=True)),
+    }
     times = interleaved(run, variants, repeat)
+    if device == "cuda":  # the GPU works asynchronously: what counts is the wall time
+        times = {name: (wall, wall) for name, (wall, _) in times.items()}
     plain, ours = times["plain"][1] / steps, times["autotrack"][1] / steps
     row = row_from(
-        f"plain loop: one training step, MLP {FEATURES}-{HIDDEN}-{HIDDEN}-1, batch {BATCH}, CPU",
+        f"plain loop: one training step, MLP {FEATURES}-{HIDDEN}-{HIDDEN}-1, batch {BATCH}, "
+        + device,
         {name: (wall / steps, cpu / steps) for name, (wall, cpu) in times.items()},
         added_share=(ours - plain) / plain,
         added_us_per_step=(ours - plain) * 1e6,
     )
-    print(f"  training step: {row['added_share'] * 100:+.2f}% ({row['added_us_per_step']:+.1f} us"
-          f" over {plain * 1e6:.0f} us)")  # fmt: skip
+    print(
+        f"  training step: {row['added_share'] * 100:+.2f}% ({row['added_us_per_step']:+.1f} us"
+        f" over {plain * 1e6:.0f} us)"
+    )
     return row
 
 
@@ -176,8 +197,10 @@ def loop_overhead(repeat: int, epochs: int) -> dict[str, Any]:
         autotrack.pytorch.autolog()
         loop.timed(1)  # opens the run and finds the model (the first steps), untimed
 
-    variants = {"plain": (nothing, nothing),
-                "autotrack": (on, lambda: autotrack.pytorch.autolog(disable=True))}  # fmt: skip
+    variants = {
+        "plain": (nothing, nothing),
+        "autotrack": (on, lambda: autotrack.pytorch.autolog(disable=True)),
+    }
     if harness.mlflow_available():
         variants["mlflow"] = mlflow_switch({})  # records nothing for a plain loop
     times = interleaved(lambda: loop.timed(epochs), variants, repeat)
@@ -226,8 +249,13 @@ def lightning_fit_fn(root: str, epochs: int):
 
     def fit() -> None:
         torch.manual_seed(0)
-        trainer = L.Trainer(max_epochs=epochs, logger=False, enable_progress_bar=False,
-                            enable_model_summary=False, default_root_dir=root)  # fmt: skip
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=root,
+        )
         trainer.fit(Regressor(), train, val)
 
     return fit
@@ -244,10 +272,17 @@ def recorded(kind: str) -> dict[str, Any]:
     run = mlflow.search_runs(output_format="list")[0]
     client = mlflow.MlflowClient()
     files = [f.path for f in client.list_artifacts(run.info.run_id)]
-    models = mlflow.search_logged_models(output_format="list") if hasattr(
-        mlflow, "search_logged_models") else []  # fmt: skip
-    return {"params": len(run.data.params), "metrics": sorted(run.data.metrics),
-            "artifacts": files, "logged_models": len(models)}  # fmt: skip
+    models = (
+        mlflow.search_logged_models(output_format="list")
+        if hasattr(mlflow, "search_logged_models")
+        else []
+    )
+    return {
+        "params": len(run.data.params),
+        "metrics": sorted(run.data.metrics),
+        "artifacts": files,
+        "logged_models": len(models),
+    }
 
 
 def lightning_rows(repeat: int, epochs: int) -> list[dict[str, Any]]:
@@ -260,14 +295,17 @@ def lightning_rows(repeat: int, epochs: int) -> list[dict[str, Any]]:
         for label, options in (("defaults", {}), ("log_models=False", {"log_models": False})):
             variants = {
                 "plain": (nothing, nothing),
-                "autotrack": (lambda options=options: autotrack.pytorch.autolog(**options),
-                              lambda: autotrack.pytorch.autolog(disable=True)),
-            }  # fmt: skip
+                "autotrack": (
+                    lambda options=options: autotrack.pytorch.autolog(**options),
+                    lambda: autotrack.pytorch.autolog(disable=True),
+                ),
+            }
             if harness.mlflow_available():
                 variants["mlflow"] = mlflow_switch(options)
             times = interleaved(fit, variants, repeat)
-            rows.append(row_from(f"Lightning fit, {epochs} epochs x 32 steps + val ({label})",
-                                 times))  # fmt: skip
+            rows.append(
+                row_from(f"Lightning fit, {epochs} epochs x 32 steps + val ({label})", times)
+            )
         autotrack.pytorch.autolog()
         fit()
         autotrack.pytorch.autolog(disable=True)
@@ -295,11 +333,16 @@ def main() -> int:
             mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
         rows = [
             step_overhead(repeat=3 if args.quick else 25),
+            *(
+                [step_overhead(repeat=3 if args.quick else 25, device="cuda")]
+                if torch.cuda.is_available()
+                else []
+            ),
             loop_overhead(repeat=3 if args.quick else 25, epochs=2),
             *lightning_rows(repeat=2 if args.quick else 5, epochs=5),
         ]
         autotrack.flush()
-    for row in rows[2:]:
+    for row in rows:
         for kind in ("autotrack_records", "mlflow_records"):
             if kind in row:
                 print(f"  {kind}: {row[kind]}")

@@ -17,6 +17,7 @@ import autotrack  # noqa: E402
 from autotrack import safety  # noqa: E402
 from autotrack.integrations import pytorch as integration  # noqa: E402
 from autotrack.integrations import pytorch_lightning as lit  # noqa: E402
+from autotrack.integrations import pytorch_lightning_values as values  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
@@ -105,21 +106,21 @@ def autolog():
 # -- pure functions -------------------------------------------------------------------------
 def test_epoch_and_step_metrics_keep_their_axes_apart():
     every = {"train_loss": 1.0, "train_loss_step": 2.0, "train_loss_epoch": 1.0, "val_loss": 3.0}
-    assert lit.epoch_metrics(every, every) == {"train_loss": 1.0, "val_loss": 3.0}
+    assert values.epoch_metrics(every, every) == {"train_loss": 1.0, "val_loss": 3.0}
     step = {"train_loss": 2.0, "train_loss_step": 2.0, "lr_now": 0.1}
-    assert lit.step_metrics(step, step) == {"train_loss_step": 2.0, "lr_now_step": 0.1}
+    assert values.step_metrics(step, step) == {"train_loss_step": 2.0, "lr_now_step": 0.1}
     seen: dict = {}
     value = torch.tensor(1.0)
-    assert lit.fresh({"a": value}, seen) == {"a": value}
-    assert lit.fresh({"a": value}, seen) == {}  # the same object: not logged again
+    assert values.fresh({"a": value}, seen) == {"a": value}
+    assert values.fresh({"a": value}, seen) == {}  # the same object: not logged again
 
 
 def test_hparams_flatten_and_clashes_move_aside():
-    flat = lit.flatten({"lr": 0.1, "net": {"depth": 2, "act": nn.ReLU()}, "skip": None})
+    flat = values.flatten({"lr": 0.1, "net": {"depth": 2, "act": nn.ReLU()}, "skip": None})
     assert flat == {"lr": 0.1, "net.depth": 2, "net.act": "ReLU()"}
-    merged = lit.merge_params({"max_epochs": 3}, {"max_epochs": 5, "lr": 0.1})
+    merged = values.merge_params({"max_epochs": 3}, {"max_epochs": 5, "lr": 0.1})
     assert merged == {"max_epochs": 3, "hparams.max_epochs": 5, "lr": 0.1}
-    assert lit.eval_metrics([{"test_loss": torch.tensor(0.5)}, {"acc": 1}]) == {
+    assert values.eval_metrics([{"test_loss": torch.tensor(0.5)}, {"acc": 1}]) == {
         "test_loss": 0.5,
         "acc": 1.0,
     }
@@ -248,7 +249,7 @@ def test_a_callback_bug_never_breaks_fit(autolog, tmp_path, monkeypatch):
     def broken(self, trainer):
         raise RuntimeError("autotrack callback bug")
 
-    monkeypatch.setattr(lit.FitRecorder, "epoch_end", broken)
+    monkeypatch.setattr(lit.FitRecorder, "flush", broken)
     train, val, _ = loaders()
     fitter = trainer(tmp_path, max_epochs=2)
     with warnings.catch_warnings(record=True) as caught:

@@ -3,19 +3,18 @@
 `fit` gets a Lightning Callback added to the trainer for the call (the user's list is left as
 it was, and restored after). Before training: trainer settings, `hparams` (the model's and the
 datamodule's) and the seed; at train start: optimizer and scheduler config and the
-early-stopping/checkpoint settings; at every train-epoch end (validation has run by then):
-the callback metrics with step = epoch; every `log_every_n_steps` steps: the step-level ones;
-after fit: early-stopping and checkpoint results, the model, and the best checkpoint's
-weights. `validate`/`test` after a recorded fit add their metrics to that fit's run.
-Only global rank 0 records. The plain-loop capture is silent inside these calls (the engine
-marks them as recorded calls).
+early-stopping/checkpoint settings; for every training epoch (validation included): the
+callback metrics with step = epoch, read once Lightning has reduced them; every
+`log_every_n_steps` steps: the step-level ones; after fit: early-stopping and checkpoint
+results, the model, and the best checkpoint's weights. `validate`/`test` after a recorded
+fit add their metrics to that fit's run. Only global rank 0 records. The plain-loop capture
+is silent inside these calls (the engine marks them as recorded calls).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import math
 import weakref
 from collections.abc import Mapping
 from types import ModuleType
@@ -24,177 +23,32 @@ from typing import Any
 from autotrack import tracking
 from autotrack.integrations import pytorch_loop as loop
 from autotrack.integrations.base import Call, Hooks, PatchTarget
+from autotrack.integrations.pytorch_lightning_values import (
+    callbacks_params,
+    callbacks_results,
+    epoch_metrics,
+    eval_metrics,
+    flatten,
+    fresh,
+    merge_params,
+    optimizers_params,
+    rank_zero,
+    step_metrics,
+    trainer_params,
+)
 from autotrack.integrations.pytorch_model import log_module
 from autotrack.integrations.pytorch_session import NAME, log_new_params
 from autotrack.safety import safe_callback_methods
 
-TRAINER_SETTINGS = (
-    "max_epochs", "max_steps", "min_epochs", "min_steps", "accumulate_grad_batches",
-    "gradient_clip_val", "gradient_clip_algorithm", "precision", "num_devices", "num_nodes",
-    "check_val_every_n_epoch", "val_check_interval", "limit_train_batches", "limit_val_batches",
-)  # fmt: skip
-
-
-# -- what to record (pure) ----------------------------------------------------------------------
-def trainer_params(trainer: Any) -> dict[str, Any]:
-    """The Trainer's training settings, with strategy and accelerator by class name."""
-    params: dict[str, Any] = {}
-    for name in TRAINER_SETTINGS:
-        try:
-            value = getattr(trainer, name)
-        except Exception:  # a property that needs a fitted trainer
-            continue
-        params[name] = loop.simple_value(value)
-    for name in ("strategy", "accelerator"):
-        value = getattr(trainer, name, None)
-        if value is not None:
-            params[name] = type(value).__name__
-    return loop.drop_none(params)
-
-
-def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested hparams as dotted keys; values that are not simple become their text."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        elif value is not None:
-            simple = loop.simple_value(value)
-            flat[name] = simple if simple is not None else str(value)[:500]
-    return flat
-
-
-def merge_params(base: dict[str, Any], hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """hparams under their own names; one that clashes with a setting goes to `hparams.<k>`."""
-    merged = dict(base)
-    for key, value in hparams.items():
-        if key in merged and str(merged[key]) != str(value):
-            merged[f"hparams.{key}"] = value
-        else:
-            merged[key] = value
-    return merged
-
-
-def optimizers_params(optimizers: list[Any], schedulers: list[Any]) -> dict[str, Any]:
-    """The first optimizer in full, the names of the others, and the first scheduler."""
-    params: dict[str, Any] = {}
-    if optimizers:
-        params.update(loop.optimizer_params(optimizers[0]))
-    if len(optimizers) > 1:
-        params["optimizers"] = ", ".join(type(o).__name__ for o in optimizers)
-    if schedulers:
-        config = schedulers[0]
-        params.update(loop.scheduler_params(config.scheduler))
-        params["lr_scheduler.interval"] = getattr(config, "interval", None)
-        params["lr_scheduler.monitor"] = getattr(config, "monitor", None)
-    return loop.drop_none(params)
-
-
-def callbacks_params(callbacks: list[Any]) -> dict[str, Any]:
-    """EarlyStopping and ModelCheckpoint settings."""
-    params: dict[str, Any] = {}
-    for callback in callbacks:
-        kind = type(callback).__mro__
-        names = {c.__name__ for c in kind}
-        if "EarlyStopping" in names:
-            params["early_stopping.monitor"] = callback.monitor
-            params["early_stopping.mode"] = callback.mode
-            params["early_stopping.patience"] = callback.patience
-            params["early_stopping.min_delta"] = abs(float(callback.min_delta))
-        elif "ModelCheckpoint" in names:
-            params["checkpoint.monitor"] = callback.monitor
-            params["checkpoint.mode"] = callback.mode
-            params["checkpoint.save_top_k"] = callback.save_top_k
-    return loop.drop_none(params)
-
-
-def number(value: Any) -> float | None:
-    """A finite float from a number or a one-element tensor, else None."""
-    try:
-        if hasattr(value, "numel") and value.numel() != 1:
-            return None
-        result = float(value)
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    return result if math.isfinite(result) else None
-
-
-def callbacks_results(callbacks: list[Any]) -> tuple[dict[str, float], dict[str, str]]:
-    """Early-stopping results and the best checkpoint's score (metrics), and its path (tag)."""
-    metrics: dict[str, Any] = {}
-    tags: dict[str, str] = {}
-    for callback in callbacks:
-        names = {c.__name__ for c in type(callback).__mro__}
-        if "EarlyStopping" in names:
-            metrics["early_stopping.stopped_epoch"] = number(callback.stopped_epoch)
-            metrics["early_stopping.wait_count"] = number(callback.wait_count)
-            metrics["early_stopping.best_score"] = number(callback.best_score)
-        elif "ModelCheckpoint" in names and callback.monitor:
-            metrics["checkpoint.best_model_score"] = number(callback.best_model_score)
-            if callback.best_model_path:
-                tags["checkpoint.best_model_path"] = str(callback.best_model_path)
-    return loop.drop_none(metrics), tags
-
-
-def fresh(metrics: Mapping[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
-    """Entries whose value is a new object since the last look. Lightning recomputes the
-    running loop's metrics on every read and keeps the others (the last validation's) as
-    they were, so a validation that did not run this epoch is not logged again."""
-    new = {k: v for k, v in metrics.items() if seen.get(k) is not v}
-    seen.update(metrics)
-    return new
-
-
-def epoch_metrics(new: Mapping[str, Any], every: Mapping[str, Any]) -> dict[str, float]:
-    """Epoch-axis metrics: a metric logged on step and epoch appears once, under its name."""
-    out: dict[str, float] = {}
-    for key, value in new.items():
-        if key.endswith("_step") and key[:-5] in every:
-            continue
-        if key.endswith("_epoch") and key[:-6] in every:
-            continue
-        scalar = number(value)
-        if scalar is not None:
-            out[key] = scalar
-    return out
-
-
-def step_metrics(new: Mapping[str, Any], every: Mapping[str, Any]) -> dict[str, float]:
-    """Step-axis metrics, always named `<name>_step` so no series mixes steps and epochs."""
-    out: dict[str, float] = {}
-    for key, value in new.items():
-        if key.endswith("_epoch") or f"{key}_step" in every:
-            continue
-        scalar = number(value)
-        if scalar is not None:
-            out[key if key.endswith("_step") else f"{key}_step"] = scalar
-    return out
-
-
-def eval_metrics(results: Any) -> dict[str, float]:
-    """`validate`/`test` results (one dict per dataloader) as metrics."""
-    merged: dict[str, float] = {}
-    for entry in results if isinstance(results, list) else []:
-        for key, value in dict(entry).items():
-            scalar = number(value)
-            if scalar is not None:
-                merged[str(key)] = scalar
-    return merged
-
-
-def rank_zero() -> bool:
-    """Lightning's own idea of the global rank (set from the launcher's environment)."""
-    try:
-        from lightning_utilities.core.rank_zero import rank_zero_only
-    except ImportError:
-        return True
-    return getattr(rank_zero_only, "rank", 0) in (0, None)
-
 
 # -- the callback ----------------------------------------------------------------------------
 class FitRecorder:
-    """What the injected callback does during one fit (kept free of Lightning)."""
+    """What the injected callback does during one fit (kept free of Lightning).
+
+    An epoch's values are read when the next epoch starts (or training ends): by then Lightning
+    has reduced them on every rank. Reading `callback_metrics` inside `on_train_epoch_end`
+    would make rank 0 alone run the `sync_dist` reductions, out of step with the other ranks.
+    """
 
     def __init__(self, call: Call, every: int) -> None:
         self.call = call
@@ -204,6 +58,7 @@ class FitRecorder:
         self.epochs_logged = 0
         self.last_step_logged = -1
         self.rates: dict[str, float] = {}
+        self.pending: tuple[int, dict[str, float]] | None = None  # (epoch, its learning rates)
 
     def train_start(self, trainer: Any) -> None:
         if not trainer.is_global_zero:
@@ -214,8 +69,28 @@ class FitRecorder:
         fresh(trainer.callback_metrics, self.seen)  # what the sanity check left is not news
 
     def epoch_start(self, trainer: Any) -> None:
-        """The learning rate this epoch trains with (epoch schedulers step before its end)."""
+        """Log the epoch before; note the learning rate this one trains with (epoch schedulers
+        step before its end)."""
+        self.flush(trainer)
         self.rates = loop.learning_rates(trainer.optimizers[0]) if trainer.optimizers else {}
+
+    def epoch_end(self, trainer: Any) -> None:
+        if not trainer.sanity_checking:
+            self.pending = (trainer.current_epoch, self.rates)
+
+    def flush(self, trainer: Any) -> None:
+        """The pending epoch's callback metrics (new values only), with step = epoch."""
+        if self.pending is None or not trainer.is_global_zero:
+            return
+        epoch, rates = self.pending
+        self.pending = None
+        metrics = trainer.callback_metrics
+        values = epoch_metrics(fresh(metrics, self.seen), metrics)
+        if "lr" not in values:
+            values.update(rates)
+        if values:
+            self.run.log_metrics(values, step=epoch)  # type: ignore[union-attr]
+        self.epochs_logged += 1
 
     def batch_end(self, trainer: Any) -> None:
         step = trainer.global_step
@@ -224,21 +99,10 @@ class FitRecorder:
         if not trainer.is_global_zero:
             return
         self.last_step_logged = step
-        metrics = trainer.callback_metrics
+        metrics = trainer.callback_metrics  # step values: nothing is reduced to read them
         values = step_metrics(fresh(metrics, self.seen), metrics)
         if values:
             self.run.log_metrics(values, step=step)  # type: ignore[union-attr]
-
-    def epoch_end(self, trainer: Any) -> None:
-        if not trainer.is_global_zero or trainer.sanity_checking:
-            return
-        metrics = trainer.callback_metrics
-        values = epoch_metrics(fresh(metrics, self.seen), metrics)
-        if "lr" not in values:
-            values.update(self.rates)
-        if values:
-            self.run.log_metrics(values, step=trainer.current_epoch)  # type: ignore[union-attr]
-        self.epochs_logged += 1
 
 
 _callback_classes: dict[type, type] = {}
@@ -277,6 +141,10 @@ def callback_class(base: type) -> type:
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             if self.recorder is not None:
                 self.recorder.epoch_end(trainer)
+
+        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+            if self.recorder is not None:
+                self.recorder.flush(trainer)
 
     safe_callback_methods(AutotrackCallback, integration=NAME)
     _callback_classes[base] = AutotrackCallback
@@ -321,6 +189,7 @@ class FitHooks(Hooks):
         run = call.run
         assert run is not None
         recorder: FitRecorder = call.state["recorder"]
+        recorder.flush(trainer)  # if training ended without `on_train_end`
         last_epoch = max(trainer.current_epoch - 1, 0)
         if not recorder.epochs_logged:  # the epochs ran in spawned workers: the final values
             values = epoch_metrics(trainer.callback_metrics, trainer.callback_metrics)
@@ -343,6 +212,9 @@ class FitHooks(Hooks):
 
     def on_error(self, call: Call, exc: BaseException) -> None:
         _restore_callbacks(call)
+        recorder = call.state.get("recorder")
+        if recorder is not None:
+            recorder.flush(call.instance)  # the last epoch that finished
         model = call.argument("model")
         if model is not None and call.run is not None:
             log_new_params(call.run, call.managed, loop.model_params(model))
