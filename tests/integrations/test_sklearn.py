@@ -653,3 +653,20 @@ def test_multi_metric_search_without_refit(autolog, cancer):
     assert sorted(c.metrics["rank_test_accuracy"] for c in children) == expected
     history = autotrack.get_metric_history(children[0].run_id, "test_f1")
     assert [p.step for p in history] == [0, 1, 2]
+
+
+def test_post_training_regression_metrics_and_plot(autolog):
+    from sklearn import metrics
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    X, y = load_diabetes(return_X_y=True)
+    X_fit, X_val, y_fit, y_val = X[:300], X[300:], y[:300], y[300:]
+    autolog()
+    model = Ridge().fit(X_fit, y_fit)
+    predicted = model.predict(X_val)
+    mse = metrics.mean_squared_error(y_val, predicted)
+    run = only_run()
+    assert run.metrics["mean_squared_error_X_val"] == pytest.approx(mse)
+    assert run.metrics["X_val_r2_score"] == pytest.approx(metrics.r2_score(y_val, predicted))
+    assert {"X_val_prediction_error.png", "X_val_prediction_error.json"} <= artifacts(run.run_id)

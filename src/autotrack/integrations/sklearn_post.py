@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from autotrack import datasets, tracking
-from autotrack.evaluation import evaluate, is_evaluating, log_evaluation
+from autotrack.evaluation import evaluate, is_evaluating, log_evaluation, task_kind
 from autotrack.integrations import sklearn_record as record
 from autotrack.integrations.base import Call, Hooks
 
@@ -286,7 +286,11 @@ def _held_out_suite(
     run: Any, call: Call, estimator: Any, X: Any, y: Any, weight: Any, y_pred: Any, dataset: str
 ) -> None:
     """Once per (run, dataset): every metric and plot the training data got, for this data."""
-    if estimator is None or X is None or not REGISTRY.first_evaluation(run.run_id, dataset):
+    if estimator is None or X is None:
+        return
+    if y is None and task_kind(estimator) != "clusterer":
+        return  # a later call with the true labels gets the suite
+    if not REGISTRY.first_evaluation(run.run_id, dataset):
         return
     config: SklearnConfig = call.config  # type: ignore[assignment]
     evaluation = evaluate(estimator, X, y, sample_weight=weight, y_pred=y_pred)
