@@ -299,24 +299,37 @@ def test_results_unchanged_by_autolog(autolog):
     assert with_autolog["train"] == without["train"] and with_autolog["val"] == without["val"]
 
 
-def test_disable_removes_every_hook_and_patch(autolog):
+def test_disable_restores_the_originals_and_removes_every_hook(autolog):
+    from torch.nn.modules import loss as losses
     from torch.nn.modules import module as nn_module
+    from torch.optim import lr_scheduler
     from torch.optim import optimizer as _  # noqa: F401
 
     hooks = sys.modules["torch.optim.optimizer"]
-    backward = torch.Tensor.backward
-    assert hooks._global_optimizer_post_hooks
+    integration.autolog(disable=True)
+    owners = [torch.Tensor, torch.utils.data.DataLoader, losses.MSELoss, lr_scheduler.StepLR]
+    before = [dict(vars(owner)) for owner in owners]
+    integration.autolog()
     torch.zeros(1, requires_grad=True).sum().backward()  # arms the model search
-    assert nn_module._global_forward_pre_hooks
+    assert hooks._global_optimizer_post_hooks and nn_module._global_forward_pre_hooks
+    assert vars(torch.Tensor)["backward"] is not before[0]["backward"]
     integration.autolog(disable=True)
     assert not hooks._global_optimizer_post_hooks
     assert not nn_module._global_forward_pre_hooks and not nn_module._global_forward_hooks
-    assert vars(torch.Tensor)["backward"] is not backward  # the wrapper is gone
-    assert type(vars(torch.Tensor)["backward"]).__name__ == "function"
-    assert type(vars(nn.MSELoss)["forward"]).__name__ == "function"
-    assert "__iter__" in vars(torch.utils.data.DataLoader)
+    for owner, original in zip(owners, before, strict=True):
+        assert vars(owner) == original  # the very same objects, nothing left behind
     train(epochs=1)
     assert autotrack.search_runs() == []
+
+
+def test_loop_failing_inside_a_user_run_fails_it_without_a_model(autolog):
+    with pytest.raises(ValueError, match="user error"), autotrack.start_run() as run:
+        seen = train(epochs=2)
+        raise ValueError("user error")
+    recorded = autotrack.get_run(run.run_id)
+    assert recorded.status == "FAILED"
+    assert values(run.run_id, "train_loss") == pytest.approx(seen["train"], rel=1e-5)
+    assert not autotrack.list_artifacts(run.run_id, "model")
 
 
 def test_model_search_hooks_only_while_a_loop_looks_for_its_model(autolog):

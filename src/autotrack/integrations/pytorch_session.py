@@ -292,6 +292,7 @@ class Recorder:
         import torch
 
         tags = engine.run_tags(NAME, "torch", str(torch.__version__), config)
+        run: tracking.RunHandle
         if active is not None:
             run, managed = active, False
             run.set_tags(tags)
