@@ -30,14 +30,15 @@ from autotrack.integrations.keras_values import (
     compile_params,
     early_stopping_params,
     early_stopping_results,
+    example_of,
     fit_params,
-    head,
     is_array_like,
     learning_rate,
     optimizer_params,
     param_counts,
     replace_argument,
     scalar_metrics,
+    symbolic_tensors,
     with_callback,
 )
 from autotrack.safety import safe_callback_methods
@@ -188,7 +189,7 @@ def callback_class(base: type, kind: str) -> type:
 
 
 def keras_package(model: Any) -> ModuleType:
-    """The Keras package (`keras` or `tf_keras`) that `model`'s class comes from."""
+    """The Keras package that `model`'s class comes from (its `callbacks` module is used)."""
     for cls in type(model).__mro__:
         top = (cls.__module__ or "").split(".", 1)[0]
         if cls.__name__ == "Model" and top in KERAS_PACKAGES and top in sys.modules:
@@ -216,12 +217,17 @@ def _log_new_params(call: Call, params: Mapping[str, Any]) -> None:
     from autotrack.tracking import param_value
 
     clean = {k: v for k, v in params.items() if v is not None}
-    if not call.managed and call.run is not None:
-        existing = call.run.get().params
+    if call.run is None:
+        return
+    if not call.managed:
+        if "existing_params" not in call.state:  # read once per fit
+            call.state["existing_params"] = dict(call.run.get().params)
+        existing = call.state["existing_params"]
         clean = {
             k: v for k, v in clean.items() if existing.get(k, param_value(v)) == param_value(v)
         }
-    if clean and call.run is not None:
+        existing.update({k: param_value(v) for k, v in clean.items()})
+    if clean:
         call.run.log_params(clean)
 
 
@@ -314,17 +320,6 @@ def _log_datasets(call: Call) -> None:
         log_dataset(call.run, validation[0], val_y, "validation")  # type: ignore[arg-type]
 
 
-def _example_of(x: Any) -> Any:
-    """A few input rows: sliced from arrays, or the first batch of a tf.data pipeline."""
-    if is_array_like(x):
-        return head(x)
-    if hasattr(x, "element_spec") and hasattr(x, "take"):
-        batch = next(iter(x.take(1)))
-        features = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return head(features)
-    return None  # generators and PyDatasets: reading them would consume or re-run user code
-
-
 def _log_model(call: Call) -> None:
     """Save the model now (training may continue on it right after fit returns), then hand
     the upload to the background worker. The signature comes from the data the user fed and
@@ -334,8 +329,8 @@ def _log_model(call: Call) -> None:
 
     model, config, run = call.instance, call.config, call.run
     assert run is not None
-    example = _example_of(call.argument("x"))
-    inputs, outputs = _symbolic_tensors(model)
+    example = example_of(call.argument("x"))
+    inputs, outputs = symbolic_tensors(model)
     signature = None
     if config.log_model_signatures and (example is not None or inputs is not None):
         signature = infer_signature(example if example is not None else inputs, outputs)
@@ -353,20 +348,6 @@ def _log_model(call: Call) -> None:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     run.defer(_upload_model, run, folder)
-
-
-def _symbolic_tensors(model: Any) -> tuple[Any, Any]:
-    """A functional/Sequential model's input and output tensors (one, or a list), which carry
-    shape and dtype; (None, None) for a subclassed model, which has none."""
-    try:
-        inputs, outputs = list(model.inputs or ()), list(model.outputs or ())
-    except (AttributeError, ValueError):
-        return None, None
-    if not inputs or not outputs:
-        return None, None
-    return (inputs[0] if len(inputs) == 1 else inputs), (
-        outputs[0] if len(outputs) == 1 else outputs
-    )
 
 
 def _upload_model(run: Any, folder: Path) -> None:

@@ -213,3 +213,28 @@ def head(data: Any, rows: int = EXAMPLE_ROWS) -> Any:
     if isinstance(data, (list, tuple)):
         return [head(v, rows) for v in data]
     return data.iloc[:rows] if hasattr(data, "iloc") else data[:rows]
+
+
+def example_of(x: Any) -> Any:
+    """A few input rows: sliced from arrays, or the first batch of a tf.data pipeline."""
+    if is_array_like(x):
+        return head(x)
+    if hasattr(x, "element_spec") and hasattr(x, "take"):
+        batch = next(iter(x.take(1)))
+        features = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return head(features)
+    return None  # generators and PyDatasets: reading them would consume or re-run user code
+
+
+def symbolic_tensors(model: Any) -> tuple[Any, Any]:
+    """A functional/Sequential model's input and output tensors (one, or a list), which carry
+    shape and dtype; (None, None) for a subclassed model, which has none."""
+    try:
+        inputs, outputs = list(model.inputs or ()), list(model.outputs or ())
+    except (AttributeError, ValueError):
+        return None, None
+    if not inputs or not outputs:
+        return None, None
+    return (inputs[0] if len(inputs) == 1 else inputs), (
+        outputs[0] if len(outputs) == 1 else outputs
+    )
