@@ -116,7 +116,7 @@ def test_clusterer_metrics_use_fit_labels_without_predict():
     assert result.metrics["adjusted_rand_score"] == pytest.approx(expected)
 
 
-def test_log_evaluation_writes_metrics_now_and_plots_with_data(binary):
+def test_log_evaluation_writes_metrics_plots_and_their_data(binary):
     model, X, y = binary
     with autotrack.start_run() as run:
         evaluation.log_evaluation(run, evaluation.evaluate(model, X, y), "training")
