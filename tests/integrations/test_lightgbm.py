@@ -227,6 +227,7 @@ def test_classifier_fit_is_one_run_with_curves_evaluation_and_model(autolog, dat
     assert names in (["training", "valid_1"], ["valid_0", "valid_1"])
     assert run.params["eval_names"] == str(names)
     assert run.params["max_bin"] == "255"  # resolved by LightGBM
+    assert run.params["objective"] == "binary"  # left None in the wrapper, resolved
     for name in names:
         expected = list(enumerate(model.evals_result_[name]["binary_logloss"]))
         assert history(run.run_id, f"{name}-binary_logloss") == expected

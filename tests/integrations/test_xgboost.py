@@ -210,7 +210,9 @@ def test_classifier_fit_is_one_run_with_curves_evaluation_and_model(autolog, dat
     assert run.params["n_estimators"] == "12"
     assert run.params["max_depth"] == "3"
     assert run.params["eval_names"] == "['validation_0', 'validation_1']"
-    assert run.params["eta"] == "0.3"  # resolved default
+    # defaults XGBoost resolved, under the wrapper's names where it has them
+    assert run.params["learning_rate"] == "0.3" and "eta" not in run.params
+    assert run.params["subsample"] == "1"
     evals = model.evals_result()
     for name in ("validation_0", "validation_1"):
         expected = list(enumerate(evals[name]["logloss"]))

@@ -131,7 +131,7 @@ def render(value: Any) -> str:
         inner = ", ".join(repr(v) if isinstance(v, str) else render(v) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     if inspect.isroutine(value) or inspect.isclass(value):
-        return getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value))
+        return str(getattr(value, "__qualname__", None) or getattr(value, "__name__", repr(value)))
     if isinstance(value, os.PathLike):
         return os.fspath(value)  # type: ignore[arg-type]
     text = str(value)
@@ -173,6 +173,24 @@ def resolved_extras(
         for key, value in resolved.items()
         if key not in aliases and key not in taken and value != ""
     }
+
+
+def wrapper_resolved(
+    resolved: Mapping[str, str],
+    unset: Iterable[str],
+    logged: Iterable[str],
+    aliases: Mapping[str, str],
+) -> dict[str, str]:
+    """Resolved params of a scikit-learn wrapper's fit: a wrapper param the user left unset
+    (None) under the wrapper's own name with the value the library chose (`learning_rate`,
+    not `eta`), every other new one under the library's name."""
+    out = {}
+    for name in unset:
+        canonical = aliases.get(name, name)
+        if canonical in resolved and resolved[canonical] != "":
+            out[name] = resolved[canonical]
+    out.update(resolved_extras(resolved, {*logged, *out}, aliases))
+    return out
 
 
 def tidy_number(text: str) -> str:

@@ -200,9 +200,11 @@ def _as_list(value: Any) -> list[Any]:
 
 
 # -- deferred work (autotrack's background worker) ------------------------------------------------
-def _log_resolved(run: Any, booster: Any, logged: set[str]) -> None:
+def _log_resolved(run: Any, booster: Any, logged: set[str], unset: tuple[str, ...] = ()) -> None:
+    """The booster's resolved params (`unset`: wrapper params the user left None)."""
     resolved = resolved_params(booster.model_to_string())
-    run.log_params(boosting.resolved_extras(resolved, logged, aliases(list(resolved))))
+    table = aliases(list(resolved))
+    run.log_params(boosting.wrapper_resolved(resolved, unset, logged, table))
 
 
 def _log_importances(run: Any, booster: Any, types: tuple[str, ...]) -> None:
@@ -306,12 +308,14 @@ class FitHooks(Hooks):
         run = call.run
         assert run is not None
         estimator = call.instance
-        logged = boosting.given_params(estimator.get_params(deep=False))
+        params = estimator.get_params(deep=False)
+        logged = boosting.given_params(params)
         fit_args = boosting.call_params(call, FIT_ARGUMENTS)
         logged.update({k: v for k, v in fit_args.items() if v != "auto"})
         run.set_tags(boosting.estimator_tags(estimator))
         run.log_params(logged)
         call.state["logged"] = set(logged)
+        call.state["unset"] = tuple(k for k, v in params.items() if v is None)
         boosting.inject(call, AutotrackCallback)
 
     def after(self, call: Call, result: Any) -> None:
@@ -336,7 +340,7 @@ class FitHooks(Hooks):
                 if X_eval is not X:
                     sets.append((name, X_eval, y_eval))
             boosting.log_datasets(run, sets)
-        run.defer(_log_resolved, run, booster, call.state["logged"])
+        run.defer(_log_resolved, run, booster, call.state["logged"], call.state["unset"])
         weights = call.argument("eval_sample_weight")
         sample_weight = call.argument("sample_weight")
         evaluate_on = boosting.evaluation_set(X, y, sample_weight, eval_set, names, weights)

@@ -401,6 +401,7 @@ class FitHooks(Hooks):
         run.set_tags(boosting.estimator_tags(estimator))
         run.log_params(logged)
         call.state["logged"] = set(logged)
+        call.state["unset"] = [k for k, v in params.items() if v is None and k not in logged]
         if call.config.log_datasets:
             X, y = call.argument("X"), call.argument("y")
             sets = [("train", X, y)]
@@ -417,7 +418,10 @@ class FitHooks(Hooks):
         estimator = call.instance
         booster = estimator.get_booster()
         resolved = resolved_params(booster.save_config())
-        run.log_params(boosting.resolved_extras(resolved, call.state["logged"], ALIASES))
+        state = call.state
+        run.log_params(
+            boosting.wrapper_resolved(resolved, state["unset"], state["logged"], ALIASES)
+        )
         stream = boosting.flush_stream(call)
         history = _evals_result(estimator)
         if history and (stream is None or not stream.keys):  # nothing streamed (one round)
