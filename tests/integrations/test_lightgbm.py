@@ -136,6 +136,7 @@ def test_train_early_stopping(autolog, data):
     ran = len(recorded["valid_0"]["binary_logloss"])
     assert ran < 300  # the setup really stops early
     run = only_run()
+    assert run.params["early_stopping_rounds"] == "3"  # read from the callback
     best = booster.best_iteration
     assert run.metrics["best_iteration"] == best
     assert run.metrics["stopped_iteration"] == ran
@@ -266,6 +267,7 @@ def test_wrapper_early_stopping(autolog, data):
     )
     assert model.booster_.current_iteration() < 300
     run = only_run()
+    assert run.params["early_stopping_rounds"] == "3"
     assert run.metrics["best_iteration"] == model.best_iteration_
     expected = model.best_score_["holdout"]["binary_logloss"]
     assert run.metrics["best_holdout-binary_logloss"] == pytest.approx(expected)
@@ -314,6 +316,13 @@ def test_user_callback_error_propagates_and_run_fails(autolog, data):
     run = only_run()
     assert run.status == "FAILED"
     assert [s for s, _ in history(run.run_id, "valid_0-binary_logloss")] == [0, 1, 2]
+
+    X_train, X_valid, y_train, y_valid = data
+    model = lgb.LGBMClassifier(n_estimators=10, **QUIET)
+    with pytest.raises(ValueError) as caught:
+        model.fit(X_train, y_train, **eval_data((X_valid, y_valid)), callbacks=[boom])
+    assert caught.value is error
+    assert sorted(r.status for r in autotrack.search_runs()) == ["FAILED", "FAILED"]
 
 
 def test_inside_a_user_run_logs_into_it(autolog, data):

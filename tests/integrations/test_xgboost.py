@@ -140,6 +140,27 @@ def test_train_early_stopping(autolog, dmatrices):
     assert len(history(run.run_id, "valid-logloss")) == booster.num_boosted_rounds()
 
 
+def test_early_stopping_callback_settings_are_params(autolog, dmatrices):
+    dtrain, dvalid = dmatrices
+    stop = xgb.callback.EarlyStopping(rounds=4, metric_name="logloss", save_best=True)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "eta": 0.9, "eval_metric": "logloss"},
+        dtrain,
+        200,
+        evals=[(dvalid, "valid")],
+        callbacks=[stop],
+        verbose_eval=False,
+    )
+    run = only_run()
+    assert run.params["early_stopping_rounds"] == "4"
+    assert run.params["early_stopping_save_best"] == "True"
+    assert run.params["early_stopping_metric_name"] == "logloss"
+    assert run.metrics["best_iteration"] == booster.best_iteration
+    ran = len(history(run.run_id, "valid-logloss"))
+    assert booster.num_boosted_rounds() == booster.best_iteration + 1 < ran  # save_best cut it
+    assert run.metrics["stopped_iteration"] == ran - 1
+
+
 def test_custom_metric_is_logged_under_its_own_name(autolog, dmatrices):
     dtrain, dvalid = dmatrices
 

@@ -237,6 +237,7 @@ class TrainHooks(Hooks):
         logged = boosting.given_params(dict(call.argument("params") or {}))
         logged.update(boosting.call_params(call, ("num_boost_round",), defaults=True))
         logged.update(boosting.call_params(call, TRAIN_ARGUMENTS))
+        logged = {**early_stopping_params(call.argument("callbacks")), **logged}
         if names:
             logged["eval_names"] = boosting.render(names)
         run.log_params(logged)
@@ -278,6 +279,7 @@ class CVHooks(Hooks):
         assert run is not None
         logged = boosting.given_params(dict(call.argument("params") or {}))
         logged.update(boosting.call_params(call, CV_ARGUMENTS, defaults=True))
+        logged = {**early_stopping_params(call.argument("callbacks")), **logged}
         run.log_params(logged)
         boosting.inject(call, AutotrackCallback)
         if call.config.log_datasets:
@@ -312,6 +314,7 @@ class FitHooks(Hooks):
         logged = boosting.given_params(params)
         fit_args = boosting.call_params(call, FIT_ARGUMENTS)
         logged.update({k: v for k, v in fit_args.items() if v != "auto"})
+        logged = {**early_stopping_params(call.argument("callbacks")), **logged}
         run.set_tags(boosting.estimator_tags(estimator))
         run.log_params(logged)
         call.state["logged"] = set(logged)
@@ -377,6 +380,30 @@ def _wrapper_eval_names(
     return valid_set_names(None, eval_set, call.argument("eval_names"), same)
 
 
+def early_stopping_params(callbacks: Any) -> dict[str, str]:
+    """The settings of a LightGBM `early_stopping` callback the user passed (a class in 4.x,
+    a closure in 3.x): `early_stopping_rounds`, `first_metric_only`, `early_stopping_min_delta`."""
+    for callback in callbacks or ():
+        if not _is_early_stopping(callback):
+            continue
+        if inspect.isfunction(callback):
+            settings = dict(inspect.getclosurevars(callback).nonlocals)
+        else:
+            settings = vars(callback)
+        found = {
+            "early_stopping_rounds": settings.get("stopping_rounds"),
+            "first_metric_only": settings.get("first_metric_only"),
+            "early_stopping_min_delta": settings.get("min_delta"),
+        }
+        return {key: boosting.render(value) for key, value in found.items() if value is not None}
+    return {}
+
+
+def _is_early_stopping(callback: Any) -> bool:
+    name = getattr(callback, "__qualname__", None) or type(callback).__qualname__
+    return "early_stopping" in name.lower() or "EarlyStopping" in type(callback).__name__
+
+
 def early_stopping_configured(call: Call) -> bool:
     """Early stopping asked for through params, the 3.x argument, or LightGBM's callback."""
     params = call.argument("params") or {}
@@ -384,11 +411,7 @@ def early_stopping_configured(call: Call) -> bool:
     rounds += [params.get("early_stopping_round"), call.argument("early_stopping_rounds")]
     if any(isinstance(r, int) and r > 0 for r in rounds):
         return True
-    return any(
-        "early_stopping" in (getattr(cb, "__qualname__", None) or type(cb).__qualname__).lower()
-        or "EarlyStopping" in type(cb).__name__
-        for cb in call.argument("callbacks") or ()
-    )
+    return any(_is_early_stopping(cb) for cb in call.argument("callbacks") or ())
 
 
 # -- the integration -----------------------------------------------------------------------------

@@ -116,17 +116,33 @@ def resolved_params(config_json: str) -> dict[str, str]:
     return found
 
 
-def early_stopping(booster: Any, history: Mapping[str, Any], first: int = 0) -> dict[str, float]:
+def early_stopping(
+    booster: Any, history: Mapping[str, Any], first: int = 0, callbacks: Any = None
+) -> dict[str, float]:
     """Early-stopping results of a trained booster, or {} when early stopping did not run;
-    `history` is the evaluation log whose position 0 is iteration `first`. As XGBoost counts
-    them, `best_iteration` and `stopped_iteration` are 0-based iterations."""
+    `history` is the evaluation log whose position 0 is iteration `first` (it runs to the last
+    iteration even when `save_best` cut the booster back). As XGBoost counts them,
+    `best_iteration` and `stopped_iteration` are 0-based iterations.
+
+    The booster carries the result as attributes, except when xgboost 1.7 cut it back for a
+    user's `EarlyStopping(save_best=True)`: then the callback's own count of rounds without
+    improvement says where the best iteration was."""
+    lengths = [len(values) for metrics in history.values() for values in metrics.values()]
+    stopped = first + max(lengths) - 1 if lengths else booster.num_boosted_rounds() - 1
     score = booster.attr("best_score")
-    if score is None:
+    if score is not None:
+        best = int(booster.attr("best_iteration"))
+        values = boosting.history_at(history, best - first)
+        return boosting.early_stopping_metrics(best, float(score), stopped, values)
+    stopper = next((cb for cb in callbacks or () if type(cb).__name__ == "EarlyStopping"), None)
+    if stopper is None or not lengths or not isinstance(stopper.current_rounds, int):
         return {}
-    best = int(booster.attr("best_iteration"))
-    stopped = booster.num_boosted_rounds() - 1
+    best = stopped - stopper.current_rounds
     values = boosting.history_at(history, best - first)
-    return boosting.early_stopping_metrics(best, float(score), stopped, values)
+    data = getattr(stopper, "data", None) or list(history)[-1]
+    metric = getattr(stopper, "metric_name", None) or list(history[data])[-1]
+    best_score = values.get(f"best_{data}-{metric}")
+    return boosting.early_stopping_metrics(best, best_score, stopped, values)
 
 
 def cv_summary(result: Any, configured: bool, iterations_run: int) -> dict[str, float]:
@@ -146,6 +162,20 @@ def table_columns(result: Any) -> dict[str, list[float]]:
     if hasattr(result, "to_dict") and hasattr(result, "columns"):
         return {str(k): [float(v) for v in col.values()] for k, col in result.to_dict().items()}
     return {str(k): [float(v) for v in col] for k, col in dict(result).items()}
+
+
+def early_stopping_params(callbacks: Any) -> dict[str, str]:
+    """The settings of an `EarlyStopping` callback the user passed: `early_stopping_rounds`
+    and `early_stopping_<setting>`."""
+    for callback in callbacks or ():
+        if type(callback).__name__ == "EarlyStopping" and hasattr(callback, "rounds"):
+            found = {"early_stopping_rounds": callback.rounds}
+            for name in ("save_best", "maximize", "metric_name", "data", "min_delta"):
+                value = getattr(callback, name, None)
+                if value is not None:
+                    found[f"early_stopping_{name}"] = value
+            return {key: boosting.render(value) for key, value in found.items()}
+    return {}
 
 
 def wrapper_eval_names(eval_set: Any) -> list[str]:
@@ -319,6 +349,7 @@ class TrainHooks(Hooks):
         logged = boosting.given_params(params_dict(call.argument("params")))
         logged.update(boosting.call_params(call, ("num_boost_round",), defaults=True))
         logged.update(boosting.call_params(call, TRAIN_ARGUMENTS))
+        logged = {**early_stopping_params(call.argument("callbacks")), **logged}
         if evals:
             logged["eval_names"] = boosting.render([name for _, name in evals])
         run.log_params(logged)
@@ -335,7 +366,8 @@ class TrainHooks(Hooks):
         run.log_params(boosting.resolved_extras(resolved, call.state["logged"], ALIASES))
         callback = call.state.get("callback")
         history = getattr(callback, "evals_log", None) or {}
-        summary = early_stopping(result, history, getattr(callback, "first_epoch", 0))
+        first = getattr(callback, "first_epoch", 0)
+        summary = early_stopping(result, history, first, call.argument("callbacks"))
         if summary:
             run.log_metrics(summary)
         config = call.config
@@ -358,6 +390,7 @@ class CVHooks(Hooks):
         assert run is not None
         logged = boosting.given_params(params_dict(call.argument("params")))
         logged.update(boosting.call_params(call, CV_ARGUMENTS, defaults=True))
+        logged = {**early_stopping_params(call.argument("callbacks")), **logged}
         if not call.argument("metrics"):
             logged.pop("metrics", None)  # the default `()`: the params' eval_metric applies
         run.log_params(logged)
@@ -395,6 +428,8 @@ class FitHooks(Hooks):
         # fit() arguments of xgboost < 2
         logged.update(boosting.call_params(call, ("early_stopping_rounds", "eval_metric")))
         logged.update(boosting.call_params(call, ("xgb_model",)))  # continued training
+        callbacks = [*(params.get("callbacks") or ()), *(call.argument("callbacks") or ())]
+        logged = {**early_stopping_params(callbacks), **logged}
         eval_set = call.argument("eval_set")
         if eval_set:
             logged["eval_names"] = boosting.render(wrapper_eval_names(eval_set))
@@ -427,7 +462,8 @@ class FitHooks(Hooks):
         if history and (stream is None or not stream.keys):  # nothing streamed (one round)
             for step, points in boosting.history_points(history):
                 run.log_metrics(dict(points), step=step)
-        summary = early_stopping(booster, history)
+        callbacks = [*(estimator.callbacks or ()), *(call.argument("callbacks") or ())]
+        summary = early_stopping(booster, history, 0, callbacks)
         if summary:
             run.log_metrics(summary)
         eval_set = call.argument("eval_set")
