@@ -8,6 +8,9 @@
   (registered once per import name, since wrapt cannot unregister one) patches it when the user
   imports it, reading the config current at that moment. The hook body is contained: wrapt
   turns an exception there into a failed `import` for the user.
+- A large framework is patched piece by piece: `Integration.submodules(module)` names more
+  modules, each patched (`targets(submodule)`) at once if loaded, else when the user imports
+  it, so enabling never imports the whole framework.
 - `autolog_all(**common_options)` (`autotrack.autolog`) configures every registry row, except
   integrations configured explicitly, and never imports a framework itself.
 """
@@ -57,6 +60,8 @@ class _Entry:
     points: dict[str, StatusRow] = field(default_factory=dict)
     summary: tuple[str, str] = ("off", "autolog() not called")
     modules_done: set[str] = field(default_factory=set)
+    watched: set[str] = field(default_factory=set)  # submodules patched when imported
+    framework: tuple[str, str] | None = None  # (root module, version) the submodules share
     extras_on: bool = False
 
     @property
@@ -235,9 +240,8 @@ def _activate(entry: _Entry, loud: bool) -> None:
     imports = entry.info.imports
     imported = [sys.modules[name] for name in imports if sys.modules.get(name) is not None]
     for name in imports:
-        if sys.modules.get(name) is None and name not in _hooked:
-            _hooked.add(name)
-            wrapt.register_post_import_hook(_on_import, name)
+        if sys.modules.get(name) is None:
+            _hook(name)
     for module in imported:
         _on_module(entry, module)
     if imported:
@@ -271,10 +275,19 @@ def _deactivate(entry: _Entry) -> None:
     entry.patches.revert_all()
     entry.points.clear()
     entry.modules_done.clear()
+    entry.watched.clear()
+    entry.framework = None
     if entry.extras_on:
         entry.extras_on = False
         with safety.contained("extras", entry.name):
             entry.integration.disable_extras()
+
+
+def _hook(name: str) -> None:
+    """Call `_on_import` when `name` is imported (once per name: wrapt cannot unregister)."""
+    if name not in _hooked:
+        _hooked.add(name)
+        wrapt.register_post_import_hook(_on_import, name)
 
 
 def _on_import(module: types.ModuleType) -> None:
@@ -282,7 +295,8 @@ def _on_import(module: types.ModuleType) -> None:
     with safety.contained("import"), _LOCK:
         for entry in list(_entries.values()):
             config = entry.live.config
-            if config is not None and module.__name__ in entry.info.imports:
+            name = module.__name__
+            if config is not None and (name in entry.info.imports or name in entry.watched):
                 with safety.contained("import", entry.name, config.silent):
                     _on_module(entry, module)
 
@@ -301,6 +315,10 @@ def _on_module(entry: _Entry, module: types.ModuleType) -> None:
     config = entry.live.config
     if config is None or module.__name__ in entry.modules_done:
         return
+    if module.__name__ not in entry.info.imports:  # a submodule: its root was checked
+        if entry.framework is not None:
+            _patch_module(entry, module, *entry.framework)
+        return
     name, info, silent = entry.name, entry.info, config.silent
     version = "unknown"
     with safety.contained("version", name, silent):
@@ -318,22 +336,46 @@ def _on_module(entry: _Entry, module: types.ModuleType) -> None:
         if skip:
             entry.summary = ("skipped", f"{info.distribution} {problem}")
             return
-    entry.modules_done.add(module.__name__)
-    targets: list[PatchTarget] = []
-    with safety.contained("targets", name, silent) as guard:
-        targets = list(entry.integration.targets(module))
-    if guard.error is not None:
-        entry.summary = ("failed", f"could not list patch points: {guard.error!r}")
+    if not _patch_module(entry, module, module.__name__, version):
         return
-    for target in targets:
-        _patch(entry, target, module.__name__, version)
-    _rebind_references(entry)
     if not entry.extras_on:
         entry.extras_on = True
         with safety.contained("extras", name, silent):
             entry.integration.enable_extras(module, config)
     note = f"; {problem}" if problem else ""
     entry.summary = ("patched", f"{info.distribution} {version}{note}")
+
+
+def _patch_module(entry: _Entry, module: types.ModuleType, framework: str, version: str) -> bool:
+    """Patch `module`'s targets, then the submodules the integration names: loaded ones now,
+    the others from a post-import hook. False if the targets could not be listed."""
+    assert entry.live.config is not None
+    entry.modules_done.add(module.__name__)
+    entry.framework = entry.framework or (framework, version)
+    targets: list[PatchTarget] = []
+    submodules: list[str] = []
+    with safety.contained("targets", entry.name, entry.live.config.silent) as guard:
+        targets = list(entry.integration.targets(module))
+        submodules = list(entry.integration.submodules(module))
+    if guard.error is not None:
+        reason = f"could not list patch points: {guard.error!r}"
+        if module.__name__ in entry.info.imports:
+            entry.summary = ("failed", reason)
+        else:
+            entry.points[module.__name__] = StatusRow(entry.name, module.__name__, "failed", reason)
+        return False
+    for target in targets:
+        _patch(entry, target, framework, version)
+    if any(isinstance(target.owner, types.ModuleType) for target in targets):
+        _rebind_references(entry)
+    for name in submodules:
+        entry.watched.add(name)
+        loaded = sys.modules.get(name)
+        if loaded is None:
+            _hook(name)
+        else:
+            _on_module(entry, loaded)
+    return True
 
 
 def _patch(entry: _Entry, target: PatchTarget, framework: str, version: str) -> None:

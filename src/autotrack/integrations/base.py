@@ -123,6 +123,11 @@ class Integration:
         """Patch targets, computed from the framework module once it is imported."""
         raise NotImplementedError
 
+    def submodules(self, module: ModuleType) -> list[str]:
+        """More modules to patch (with `targets(submodule)`) once each is imported, so that
+        enabling never imports the rest of a large framework."""
+        return []
+
     def framework_version(self, module: ModuleType) -> str:
         return str(getattr(module, "__version__", "unknown"))
 

@@ -15,12 +15,16 @@ What is recorded (the engine opens the runs, only the outermost call records):
 
 Standalone fits of preprocessing transformers open no run (`log_preprocessors=True` to
 record them). Plots, model files, child runs and hashes are written off the caller's thread.
+
+Patching is lazy, one public module at a time (the modules `all_estimators()` crawls): enabling
+patches the modules already imported and hooks the others, so it never imports all of sklearn.
 """
 
 from __future__ import annotations
 
 import inspect
 import pickle
+import pkgutil
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -43,6 +47,10 @@ _PREDICTION_ARGS = frozenset(
     {"y_pred", "y_score", "y_proba", "y_prob", "probas_pred", "labels_pred", "labels",
      "pred_decision"}
 )  # fmt: skip
+# Module names `all_estimators()` skips (sklearn.utils.discovery._MODULE_TO_IGNORE).
+_NOT_CRAWLED = frozenset(
+    {"tests", "externals", "setup", "conftest", "experimental", "estimator_checks"}
+)
 _NOT_SCALAR = ("curve", "matrix", "report", "thresholds", "samples", "support", "ratios",
                "completeness_v_measure")  # fmt: skip
 
@@ -236,28 +244,20 @@ class SklearnIntegration(Integration):
             known = self._known_cache[cls] = any(k in self._known for k in cls.__mro__)
         return known
 
-    def estimator_classes(self) -> list[type]:
-        from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
-        from sklearn.pipeline import Pipeline
-        from sklearn.utils import all_estimators
-
-        classes = [cls for _, cls in all_estimators()]
-        classes += [GridSearchCV, RandomizedSearchCV, Pipeline]
-        try:
-            from sklearn.model_selection import _search_successive_halving as halving
-
-            classes += [halving.HalvingGridSearchCV, halving.HalvingRandomSearchCV]
-        except (ImportError, AttributeError):
-            pass
-        return list(dict.fromkeys(classes))
+    def submodules(self, module: ModuleType) -> list[str]:
+        """The public child modules of a sklearn package, as `all_estimators()` crawls them
+        (a directory listing: nothing is imported)."""
+        return public_children(module)
 
     def targets(self, module: ModuleType) -> list[PatchTarget]:
-        import sklearn.metrics
-        import sklearn.model_selection
-
-        classes = self.estimator_classes()
-        self._known = frozenset(classes)
-        self._known_cache = {}
+        """The estimators one public module holds (plus the metrics and cross-validation
+        functions for `sklearn.metrics` / `sklearn.model_selection`)."""
+        classes = estimator_classes(module)
+        if module.__name__ == "sklearn.model_selection":
+            classes += _halving_searches()
+        if classes:
+            self._known = self._known | frozenset(classes)
+            self._known_cache = {}
         hooks: dict[str, Hooks] = {name: self.fit_hooks for name in FIT_METHODS}
         hooks.update({name: self.predict_hooks for name in PREDICT_METHODS})
         hooks["score"] = self.score_hooks
@@ -269,13 +269,54 @@ class SklearnIntegration(Integration):
                     continue
                 found.setdefault((owner, method), PatchTarget(owner, method, method_hooks))
         out = list(found.values())
-        selection = sklearn.model_selection
-        for name in VALIDATION_FUNCTIONS:
-            if hasattr(selection, name):
-                out.append(PatchTarget(selection, name, self.validation_hooks))
-        for name in metric_functions(sklearn.metrics):
-            out.append(PatchTarget(sklearn.metrics, name, self.metric_hooks))
+        if module.__name__ == "sklearn.model_selection":
+            for name in VALIDATION_FUNCTIONS:
+                if name in vars(module):
+                    out.append(PatchTarget(module, name, self.validation_hooks))
+        if module.__name__ == "sklearn.metrics":
+            for name in metric_functions(module):
+                out.append(PatchTarget(module, name, self.metric_hooks))
         return out
+
+
+def public_children(module: ModuleType) -> list[str]:
+    """Names of the public modules directly inside a sklearn package ([] for a module)."""
+    path = getattr(module, "__path__", None)
+    if path is None:
+        return []
+    return [
+        f"{module.__name__}.{info.name}"
+        for info in pkgutil.iter_modules(path)
+        if not info.name.startswith("_") and info.name not in _NOT_CRAWLED
+    ]
+
+
+def estimator_classes(module: ModuleType) -> list[type]:
+    """The estimators `all_estimators()` finds in this one module: concrete `BaseEstimator`
+    subclasses bound to a public name (read from the namespace: lazy attributes stay lazy)."""
+    from sklearn.base import BaseEstimator
+
+    found = []
+    for name, value in list(vars(module).items()):
+        if (
+            isinstance(value, type)
+            and not name.startswith("_")
+            and name != "BaseEstimator"
+            and issubclass(value, BaseEstimator)
+            and not getattr(value, "__abstractmethods__", None)
+        ):
+            found.append(value)
+    return list(dict.fromkeys(found))
+
+
+def _halving_searches() -> list[type]:
+    """The successive-halving searches, public only behind `sklearn.experimental`."""
+    try:
+        from sklearn.model_selection import _search_successive_halving as halving
+
+        return [halving.HalvingGridSearchCV, halving.HalvingRandomSearchCV]
+    except (ImportError, AttributeError):
+        return []
 
 
 INTEGRATION = SklearnIntegration()
