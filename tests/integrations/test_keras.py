@@ -322,6 +322,7 @@ def test_early_stopping_results_and_user_callbacks_see_the_same_logs(autolog, da
     assert run.params["early_stopping_monitor"] == "loss"
     assert run.params["early_stopping_patience"] == "1"
     assert run.params["early_stopping_restore_best_weights"] == "True"
+    assert run.params["early_stopping_min_delta"] == "10.0"
     for epoch, logs in enumerate(seen):
         for key, value in logs.items():
             assert (epoch, pytest.approx(value, rel=1e-6)) in _history(run.run_id, key)

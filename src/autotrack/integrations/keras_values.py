@@ -148,10 +148,14 @@ def scalar_metrics(logs: Mapping[str, Any] | None, prefix: str = "") -> dict[str
 
 
 def early_stopping_params(callback: Any) -> dict[str, Any]:
-    """How an EarlyStopping callback was configured."""
+    """How an EarlyStopping callback was configured (`min_delta` as given: Keras 2 stores it
+    negated when lower is better)."""
     keys = ("monitor", "patience", "min_delta", "baseline", "restore_best_weights",
             "start_from_epoch", "mode")  # fmt: skip
-    return {f"early_stopping_{k}": getattr(callback, k) for k in keys if hasattr(callback, k)}
+    params = {f"early_stopping_{k}": getattr(callback, k) for k in keys if hasattr(callback, k)}
+    if isinstance(params.get("early_stopping_min_delta"), (int, float)):
+        params["early_stopping_min_delta"] = abs(params["early_stopping_min_delta"])
+    return params
 
 
 def early_stopping_results(callback: Any, restores_at_end: bool) -> dict[str, float]:
