@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, r2_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 import autotrack  # noqa: E402
-from autotrack.integrations import lightgbm as integration  # noqa: E402
+from autotrack.integrations import lightgbm_record as record  # noqa: E402
 
 IMPORTANCE_FILES = {
     f"feature_importance_{k}.{e}" for k in ("split", "gain") for e in ("json", "png")
@@ -437,11 +437,11 @@ def test_an_evaluation_set_name_unfit_for_a_metric_key_is_skipped_with_a_warning
 # -- what to record (pure functions) -------------------------------------------------------------
 def test_metrics_of_names_train_and_cv_results():
     train = [("valid_0", "auc", 0.9, True)]
-    assert list(integration.metrics_of(train)) == [("valid_0-auc", 0.9)]
+    assert list(record.metrics_of(train)) == [("valid_0-auc", 0.9)]
     cv4 = [("valid", "auc", 0.9, True, 0.01)]
     cv3 = [("cv_agg", "auc", 0.9, True, 0.01), ("cv_agg", "train auc", 0.95, True, 0.02)]
-    assert list(integration.metrics_of(cv4)) == [("valid-auc-mean", 0.9), ("valid-auc-stdv", 0.01)]
-    assert list(integration.metrics_of(cv3)) == [
+    assert list(record.metrics_of(cv4)) == [("valid-auc-mean", 0.9), ("valid-auc-stdv", 0.01)]
+    assert list(record.metrics_of(cv3)) == [
         ("valid-auc-mean", 0.9),
         ("valid-auc-stdv", 0.01),
         ("train-auc-mean", 0.95),
@@ -451,12 +451,12 @@ def test_metrics_of_names_train_and_cv_results():
 
 def test_valid_set_names_follow_lightgbm():
     train, other = object(), object()
-    assert integration.valid_set_names(train, [train, other], None) == ["training", "valid_1"]
-    assert integration.valid_set_names(train, [other], ["holdout"]) == ["holdout"]
-    assert integration.valid_set_names(train, None, None) == []
+    assert record.valid_set_names(train, [train, other], None) == ["training", "valid_1"]
+    assert record.valid_set_names(train, [other], ["holdout"]) == ["holdout"]
+    assert record.valid_set_names(train, None, None) == []
 
 
 def test_resolved_params_read_the_model_text():
     text = "tree\n\nparameters:\n[boosting: gbdt]\n[data: ]\n[num_machines: 1]\n[eta: 0.1]\n"
     text += "end of parameters\n"
-    assert integration.resolved_params(text) == {"boosting": "gbdt", "eta": "0.1"}
+    assert record.resolved_params(text) == {"boosting": "gbdt", "eta": "0.1"}

@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 
 import autotrack  # noqa: E402
 from autotrack.integrations import xgboost as integration  # noqa: E402
+from autotrack.integrations import xgboost_record as record  # noqa: E402
 
 IMPORTANCE_FILES = {
     f"feature_importance_{kind}.{ext}"
@@ -488,13 +489,13 @@ def test_ten_thousand_iterations_are_written_in_a_few_batches(autolog, dmatrices
 # -- what to record (pure functions) -------------------------------------------------------------
 def test_params_dict_merges_repeated_pairs():
     pairs = [("eval_metric", "auc"), ("eval_metric", "logloss"), ("eta", 0.1)]
-    assert integration.params_dict(pairs) == {"eval_metric": ["auc", "logloss"], "eta": 0.1}
-    assert integration.params_dict(None) == {}
+    assert record.params_dict(pairs) == {"eval_metric": ["auc", "logloss"], "eta": 0.1}
+    assert record.params_dict(None) == {}
 
 
 def test_latest_metrics_names_cv_mean_and_std():
     log = {"train": {"rmse": [3.0, 2.0]}, "test": {"auc": [(0.8, 0.1), (0.9, 0.05)]}}
-    assert list(integration.latest_metrics(log)) == [
+    assert list(record.latest_metrics(log)) == [
         ("train-rmse", 2.0),
         ("test-auc-mean", 0.9),
         ("test-auc-std", 0.05),
@@ -503,7 +504,7 @@ def test_latest_metrics_names_cv_mean_and_std():
 
 def test_resolved_params_flatten_the_booster_config(dmatrices):
     booster = xgb.train({"max_depth": 2, "eval_metric": "auc"}, dmatrices[0], 1)
-    resolved = integration.resolved_params(booster.save_config())
+    resolved = record.resolved_params(booster.save_config())
     assert resolved["max_depth"] == "2"
     assert resolved["eval_metric"] == "auc"
     assert resolved["objective"] == "reg:squarederror"
@@ -518,3 +519,13 @@ def test_render_never_records_memory_addresses(dmatrices):
     assert render(np.sum) == "sum"
     assert render(["auc", np.float64(0.5)]) == "['auc', 0.5]"
     assert render(None) == "None"
+
+
+def test_wrapper_params_keep_the_wrappers_names_and_the_users_values():
+    from autotrack.integrations.boosting import wrapper_resolved
+
+    resolved = {"eta": "0.3", "learning_rate": "0.3", "max_depth": "6", "seed": "0", "lambda": "1"}
+    unset = ["learning_rate", "max_depth", "random_state"]
+    out = wrapper_resolved(resolved, unset, ["reg_lambda"], record.ALIASES)
+    # left unset: the library's value under the wrapper's name; set by the user: not repeated
+    assert out == {"learning_rate": "0.3", "max_depth": "6", "random_state": "0"}
