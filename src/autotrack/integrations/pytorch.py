@@ -16,10 +16,10 @@ optimizer's first `step()` and ends when the process exits, when the user's encl
 - the model: the module the optimizer trains, as a safetensors state dict (`model/`), with its
   `repr` (`model/model_repr.txt`). `autotrack.load_model(uri)` gives the state dict back,
   `autotrack.load_model(uri, model_class=Net)` the module.
-Torch's global hooks (optimizer step, module forward while looking for the model) come from
-`enable_extras`; the rest are engine patches: `Tensor.backward`, `DataLoader.__iter__`,
-LR scheduler constructors, `GradScaler.scale` and the `forward` of every
-torch.nn loss class. Lightning: see `pytorch_lightning`.
+`enable_extras` installs torch's global hooks (optimizer step; module forward while looking
+for the model) and the two per-step patches (`Tensor.backward`, the `forward` of torch.nn loss
+classes: plain functions, see `pytorch_hotpath`); the engine patches `DataLoader.__iter__`, LR
+scheduler constructors and `GradScaler.scale`. Lightning: see `pytorch_lightning`.
 """
 
 from __future__ import annotations
@@ -47,36 +47,7 @@ class PyTorchConfig(CommonConfig):
     log_loops: bool = True
 
 
-# -- engine hooks for plain loops: each is a few attribute reads --------------------------------
-class BackwardHooks(Hooks):
-    """`Tensor.backward`: the loss. Nothing opens or joins a run here: `records` notes the loss
-    and answers False, the cheapest way through the engine."""
-
-    opens_run = False
-
-    def records(self, call: Call) -> bool:
-        if RECORDER.refresh(call.config):
-            RECORDER.on_backward(call.instance)
-        return False
-
-
-class LossHooks(Hooks):
-    """`forward` of torch.nn loss classes: with gradients disabled, a validation loss."""
-
-    opens_run = False
-
-    def __init__(self, grad_enabled: Any) -> None:
-        self.grad_enabled = grad_enabled
-
-    def records(self, call: Call) -> bool:
-        if self.grad_enabled():
-            return False  # training: the loss arrives through backward()
-        return RECORDER.refresh(call.config) and RECORDER.validation_starts()
-
-    def after(self, call: Call, result: Any) -> None:
-        RECORDER.on_validation_loss(result)
-
-
+# -- engine hooks for plain loops (once per epoch or rarer; the per-step ones: pytorch_hotpath) --
 class LoaderHooks(Hooks):
     """`DataLoader.__iter__`: a pass over a loader begins (epochs, the training loader)."""
 
@@ -114,26 +85,19 @@ class ScaleHooks(Hooks):
 
 def loop_targets(torch: ModuleType) -> list[PatchTarget]:
     """Where plain loops are observed (only where torch has no global hook)."""
-    from torch.nn.modules import loss as losses
     from torch.optim import lr_scheduler
     from torch.utils.data import DataLoader
 
-    found = [
-        PatchTarget(torch.Tensor, "backward", BackwardHooks()),
-        PatchTarget(DataLoader, "__iter__", LoaderHooks()),
-    ]
+    found = [PatchTarget(DataLoader, "__iter__", LoaderHooks())]
     scaler = getattr(getattr(torch, "amp", None), "GradScaler", None)  # torch >= 2.3
     if scaler is None:
         scaler = getattr(torch.cuda.amp, "GradScaler", None)
     if scaler is not None and "scale" in vars(scaler):
         found.append(PatchTarget(scaler, "scale", ScaleHooks()))
-    scheduler_hooks, loss_hooks = SchedulerHooks(), LossHooks(torch.is_grad_enabled)
+    scheduler_hooks = SchedulerHooks()
     for _, cls in inspect.getmembers(lr_scheduler, inspect.isclass):
         if issubclass(cls, lr_scheduler.LRScheduler) and "__init__" in vars(cls):
             found.append(PatchTarget(cls, "__init__", scheduler_hooks))
-    for _, cls in inspect.getmembers(losses, inspect.isclass):
-        if issubclass(cls, losses._Loss) and "forward" in vars(cls):
-            found.append(PatchTarget(cls, "forward", loss_hooks))
     return found
 
 

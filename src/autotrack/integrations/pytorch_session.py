@@ -15,11 +15,13 @@ from typing import Any
 
 from autotrack import engine, safety, tracking
 from autotrack.entities import RunStatus
+from autotrack.integrations import pytorch_hotpath
 from autotrack.integrations import pytorch_loop as loop
 from autotrack.integrations.pytorch_model import ModelFinder, gpu_memory, log_module
 
 NAME = "pytorch"
 DISCOVERY_TRIES = 3  # steps after which the model search gives up (and its hooks go)
+MAX_UNSTEPPED = 16  # backward calls with no optimizer step before the model search stops
 
 
 class Session:
@@ -65,23 +67,30 @@ class Recorder:
         self.last_iter: weakref.ref[Any] | None = None
         self.last_loader: weakref.ref[Any] | None = None
         self.handles: list[Any] = []
-        self.finder = ModelFinder(self._contain)
+        self.hot: list[pytorch_hotpath.Patch] = []
+        self.busy = False  # inside our own hot-path work (or a validation loss call)
+        self.backwards_unstepped = 0  # backward calls while looking for a model, no step yet
+        self.finder = ModelFinder(self.contain)
         self.silent_rank = False
         self.exit_registered = False
 
     # -- switching on and off ---------------------------------------------------------------
     def enable(self, config: Any) -> None:
-        import torch.optim.optimizer  # noqa: F401  (the submodule, for its global hooks)
+        import torch
+        import torch.optim.optimizer  # the submodule, for its global hooks
 
         self.config = config
         if not self.handles:
             hooks = sys.modules["torch.optim.optimizer"]
             self.handles.append(hooks.register_optimizer_step_post_hook(self.on_step))
+        if not self.hot:
+            self.hot = pytorch_hotpath.install(torch, self)
 
     def disable(self) -> None:
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
+        pytorch_hotpath.uninstall(self.hot)
         self.finder.disarm()
         session, self.session = self.session, None
         if session is not None:
@@ -94,7 +103,8 @@ class Recorder:
         self.config = config
         return bool(getattr(config, "log_loops", True)) and not self.silent_rank
 
-    def _contain(self, stage: str, exc: Exception, run: Any = None) -> None:
+    def contain(self, stage: str, exc: Exception, run: Any = None) -> None:
+        """Report autotrack's own error once (raise it in strict mode); training goes on."""
         if safety.strict():
             raise exc
         silent = bool(getattr(self.config, "silent", False))
@@ -126,7 +136,7 @@ class Recorder:
             elif optimizer not in self.known and not self.silent_rank:
                 self._first_step(optimizer)
         except Exception as exc:
-            self._contain("step", exc, getattr(self.session, "run", None))
+            self.contain("step", exc, getattr(self.session, "run", None))
 
     def _step(self, session: Session, optimizer: Any) -> None:
         session.steps += 1
@@ -147,7 +157,9 @@ class Recorder:
 
     def on_backward(self, tensor: Any) -> None:
         """`Tensor.backward` (before it runs): keep the scalar loss, detached, on its device."""
-        if tensor.numel() != 1 or not tensor.requires_grad:
+        if tensor.numel() != 1 or not tensor.requires_grad or self.silent_rank:
+            return
+        if not getattr(self.config, "log_loops", True):
             return
         loss = tensor.detach()
         if self.scaled_source is not None:
@@ -159,10 +171,20 @@ class Recorder:
             session.losses.add(loss)
         else:
             self.early.add(loss)
-            if session is None and not self.finder.handles:
-                self.finder.arm()  # training outside Lightning & co: look for the model
+            if session is None:
+                self._look_for_model()
         if len(self.step_losses) < 256:
             self.step_losses.append(loss)
+
+    def _look_for_model(self) -> None:
+        """Training outside Lightning & co has begun: watch module calls for the model, but
+        only for a few backward calls without an optimizer step (gradients for other uses)."""
+        if self.finder.handles:
+            self.backwards_unstepped += 1
+            if self.backwards_unstepped > MAX_UNSTEPPED:
+                self.finder.disarm()
+        elif self.backwards_unstepped <= MAX_UNSTEPPED:
+            self.finder.arm()
 
     def on_scale(self, outputs: Any) -> None:
         """`GradScaler.scale(loss)`: the loss to record is the unscaled one."""
@@ -213,6 +235,28 @@ class Recorder:
         if not len(session.val):
             session.val_step = session.epoch
         return True
+
+    def validation_call(self, original: Any, module: Any, args: Any, kwargs: Any) -> Any:
+        """A loss module called with gradients disabled while a run is open (see
+        `pytorch_hotpath`): its result is a validation loss when `validation_starts` says so."""
+        starts = False
+        if not engine.recording():
+            try:
+                starts = self.validation_starts()
+            except Exception as exc:
+                self.contain("validation", exc)
+        if not starts:
+            return original(module, *args, **kwargs)
+        self.busy = True  # a loss module calling another one counts once
+        try:
+            result = original(module, *args, **kwargs)
+        finally:
+            self.busy = False
+        try:
+            self.on_validation_loss(result)
+        except Exception as exc:
+            self.contain("validation", exc)
+        return result
 
     def on_validation_loss(self, result: Any) -> None:
         session = self.session
@@ -267,6 +311,7 @@ class Recorder:
     # -- runs ----------------------------------------------------------------------------------
     def _first_step(self, optimizer: Any) -> None:
         self.known.add(optimizer)
+        self.backwards_unstepped = 0
         session = self.session
         if session is not None:
             train = session.train_iter() if session.train_iter is not None else None
@@ -333,7 +378,7 @@ class Recorder:
                 try:
                     recorder.end_session(RunStatus(str(status).upper()))
                 except Exception as exc:
-                    recorder._contain("end_run", exc, run)
+                    recorder.contain("end_run", exc, run)
             return original(status, wait)
 
         run.end = end
@@ -377,7 +422,7 @@ class Recorder:
         try:
             self._close(session, RunStatus.FINISHED)
         except Exception as exc:
-            self._contain("exit", exc, session.run)
+            self.contain("exit", exc, session.run)
 
 
 def live_config() -> Any:
