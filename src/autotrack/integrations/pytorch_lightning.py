@@ -36,8 +36,8 @@ from autotrack.integrations.pytorch_lightning_values import (
     step_metrics,
     trainer_params,
 )
-from autotrack.integrations.pytorch_model import log_module
-from autotrack.integrations.pytorch_session import NAME, log_new_params
+from autotrack.integrations.pytorch_model import log_module, log_new_params
+from autotrack.integrations.pytorch_session import NAME
 from autotrack.safety import safe_callback_methods
 
 

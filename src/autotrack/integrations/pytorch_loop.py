@@ -12,11 +12,13 @@ What every loop already does says what happened:
 - validation is a torch.nn loss module evaluated with gradients disabled, outside the
   training pass.
 The torch-facing entry points live in `pytorch_session.Recorder` (and the model search in
-`pytorch_model`); this module holds the pure "what to record" functions and the loss buffer.
+`pytorch_model`); this module holds the pure "what to record" functions, the loss buffer and
+the `Session` (one optimizer's run and its bookkeeping).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,6 +26,7 @@ from typing import Any
 IMPLEMENTATION_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
 #: Scheduler attributes that are state or plumbing rather than settings.
 SCHEDULER_STATE = frozenset({"optimizer", "last_epoch", "base_lrs", "verbose", "best", "eps"})
+NAME = "pytorch"
 COMPACT_EVERY = 1024  # detached losses kept before they are summed on their device
 EXAMPLE_ROWS = 5
 
@@ -246,3 +249,30 @@ def _sum(tensors: list[Any]) -> Any:
         return torch.stack(tensors).double().sum()
     except RuntimeError:  # several devices: add on the host (only at a flush, never per step)
         return torch.tensor(sum(float(t.double().sum().item()) for t in tensors))
+
+
+class Session:
+    """One optimizer's run: where its epoch and loss bookkeeping lives."""
+
+    def __init__(self, optimizer: Any, run: Any, managed: bool, every: int) -> None:
+        self.optimizer = weakref.ref(optimizer)
+        self.run = run
+        self.managed = managed  # autotrack opened the run (and ends it)
+        self.every = every
+        self.model: Any = None  # None until found; see `gave_up`
+        self.gave_up = False  # no called module owns the optimizer's parameters
+        self.example: Any = None  # first input rows of the model, for its signature
+        self.losses = LossBuffer()  # this epoch's
+        self.val = LossBuffer()
+        self.val_step = 0
+        self.epoch = 0
+        self.epoch_open = True
+        self.epoch_steps = 0
+        self.steps = 0
+        self.train_loader: weakref.ref[Any] | None = None
+        self.train_iter: weakref.ref[Any] | None = None
+        self.epoch_len: int | None = None
+        self.val_loader: weakref.ref[Any] | None = None
+        self.tries = 0
+        self.others: weakref.WeakSet[Any] = weakref.WeakSet()  # optimizers stepping alongside
+        self.restore_end: Any = None

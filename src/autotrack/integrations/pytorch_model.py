@@ -1,4 +1,4 @@
-"""The model of a plain loop, and writing a module into a run.
+"""The model of a plain loop, and writing into runs (a module, params that never clash).
 
 `ModelFinder` answers "which module does this optimizer train?": while armed, torch's global
 forward pre-hook notes the modules called at the top level (with the first rows of their
@@ -11,6 +11,7 @@ at the first or second optimizer step.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
 import weakref
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autotrack import engine
+from autotrack import engine, tracking
 from autotrack.integrations import pytorch_loop as loop
 
 MAX_CANDIDATES = 32  # top-level modules remembered while looking for the model
@@ -121,3 +122,26 @@ def _upload(run: Any, folder: Path, path: str) -> None:
         run.log_artifacts(folder / "model", path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def live_config() -> Any:
+    """The integration's current options. The engine hands them to every patched call; torch's
+    global hooks get none, so a run opening there reads them from autolog's registry."""
+    registry = importlib.import_module("autotrack.autolog")  # `autotrack.autolog` is a function
+    entry = registry._entries.get(loop.NAME)
+    return entry.live.config if entry is not None else None
+
+
+def log_new_params(run: Any, managed: bool, params: dict[str, Any]) -> None:
+    """Params are write-once: in the user's own run, keep the values an earlier call logged
+    (a second loop or fit with other settings must not fail)."""
+    clean = loop.drop_none(params)
+    if not managed and clean:
+        existing = run.get().params
+        clean = {
+            k: v
+            for k, v in clean.items()
+            if existing.get(k, tracking.param_value(v)) == tracking.param_value(v)
+        }
+    if clean:
+        run.log_params(clean)

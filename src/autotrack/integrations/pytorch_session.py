@@ -1,5 +1,5 @@
 """The plain-loop recorder: torch's global hooks and the engine's per-call hooks feed one
-`Recorder`, which keeps one `Session` (an optimizer and its run) at a time.
+`Recorder`, which keeps one `loop.Session` (an optimizer and its run) at a time.
 
 Every entry point is a few attribute reads on the training thread; the host sees the losses
 once per epoch (and every `log_every_n_steps` steps). See `pytorch_loop` for the rules.
@@ -8,7 +8,6 @@ once per epoch (and every `log_every_n_steps` steps). See `pytorch_loop` for the
 from __future__ import annotations
 
 import atexit
-import importlib
 import sys
 import weakref
 from typing import Any
@@ -17,38 +16,17 @@ from autotrack import engine, safety, tracking
 from autotrack.entities import RunStatus
 from autotrack.integrations import pytorch_hotpath
 from autotrack.integrations import pytorch_loop as loop
-from autotrack.integrations.pytorch_model import ModelFinder, gpu_memory, log_module
+from autotrack.integrations.pytorch_model import (
+    ModelFinder,
+    gpu_memory,
+    live_config,
+    log_module,
+    log_new_params,
+)
 
-NAME = "pytorch"
+NAME = loop.NAME
 DISCOVERY_TRIES = 3  # steps after which the model search gives up (and its hooks go)
 MAX_UNSTEPPED = 16  # backward calls with no optimizer step before the model search stops
-
-
-class Session:
-    """One optimizer's run: where its epoch and loss bookkeeping lives."""
-
-    def __init__(self, optimizer: Any, run: tracking.RunHandle, managed: bool, every: int) -> None:
-        self.optimizer = weakref.ref(optimizer)
-        self.run = run
-        self.managed = managed  # autotrack opened the run (and ends it)
-        self.every = every
-        self.model: Any = None  # None until found; see `gave_up`
-        self.gave_up = False  # no called module owns the optimizer's parameters
-        self.example: Any = None  # first input rows of the model, for its signature
-        self.losses = loop.LossBuffer()  # this epoch's
-        self.val = loop.LossBuffer()
-        self.val_step = 0
-        self.epoch = 0
-        self.epoch_open = True
-        self.epoch_steps = 0
-        self.steps = 0
-        self.train_loader: weakref.ref[Any] | None = None
-        self.train_iter: weakref.ref[Any] | None = None
-        self.epoch_len: int | None = None
-        self.val_loader: weakref.ref[Any] | None = None
-        self.tries = 0
-        self.others: weakref.WeakSet[Any] = weakref.WeakSet()  # optimizers stepping alongside
-        self.restore_end: Any = None
 
 
 class Recorder:
@@ -56,7 +34,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.config: Any = None
-        self.session: Session | None = None
+        self.session: loop.Session | None = None
         self.schedulers: weakref.WeakKeyDictionary[Any, dict[str, Any]] = (
             weakref.WeakKeyDictionary()
         )
@@ -110,7 +88,7 @@ class Recorder:
         silent = bool(getattr(self.config, "silent", False))
         safety.report(f"callback:{stage}", exc, NAME, silent, run)
 
-    def _resolve(self, session: Session, optimizer: Any) -> None:
+    def _resolve(self, session: loop.Session, optimizer: Any) -> None:
         """The model, once its forward has been seen (the search gives up after a few steps)."""
         found = self.finder.find(optimizer)
         if found is None:
@@ -138,7 +116,7 @@ class Recorder:
         except Exception as exc:
             self.contain("step", exc, getattr(self.session, "run", None))
 
-    def _step(self, session: Session, optimizer: Any) -> None:
+    def _step(self, session: loop.Session, optimizer: Any) -> None:
         session.steps += 1
         if not session.epoch_open:
             self._begin_epoch(session)
@@ -270,7 +248,7 @@ class Recorder:
                 self._flush_val(session)
 
     # -- epochs ---------------------------------------------------------------------------------
-    def _begin_epoch(self, session: Session) -> None:
+    def _begin_epoch(self, session: loop.Session) -> None:
         if session.epoch_open:
             return
         self._flush_val(session)
@@ -279,7 +257,7 @@ class Recorder:
         session.losses.extend(self.early)
         self.early = loop.LossBuffer()
 
-    def _close_epoch(self, session: Session) -> None:
+    def _close_epoch(self, session: loop.Session) -> None:
         if not session.epoch_open or not (session.epoch_steps or len(session.losses)):
             return
         session.epoch_open = False
@@ -294,12 +272,12 @@ class Recorder:
         if metrics:
             session.run.log_metrics(metrics, step=session.epoch)
 
-    def _flush_val(self, session: Session) -> None:
+    def _flush_val(self, session: loop.Session) -> None:
         mean = session.val.take_mean()
         if mean is not None:
             session.run.log_metrics({"val_loss": mean}, step=session.val_step)
 
-    def _log_step_loss(self, session: Session) -> None:
+    def _log_step_loss(self, session: loop.Session) -> None:
         losses = self.step_losses
         if not losses:
             return
@@ -324,7 +302,7 @@ class Recorder:
         if session is not None:
             self._step(session, optimizer)
 
-    def _open(self, optimizer: Any) -> Session | None:
+    def _open(self, optimizer: Any) -> loop.Session | None:
         config = self.config = live_config() or self.config
         if config is None or not getattr(config, "log_loops", True):
             return None
@@ -344,7 +322,7 @@ class Recorder:
         else:
             run, managed = tracking.create_run(tags=tags), True
         every = int(getattr(config, "log_every_n_steps", 0) or 0)
-        session = Session(optimizer, run, managed, every)
+        session = loop.Session(optimizer, run, managed, every)
         self.session = session
         session.losses, self.early = self.early, loop.LossBuffer()
         if not managed:
@@ -365,10 +343,10 @@ class Recorder:
         self._log_params(session, params)
         return session
 
-    def _log_params(self, session: Session, params: dict[str, Any]) -> None:
+    def _log_params(self, session: loop.Session, params: dict[str, Any]) -> None:
         log_new_params(session.run, session.managed, params)
 
-    def _watch_user_run(self, session: Session, run: Any) -> None:
+    def _watch_user_run(self, session: loop.Session, run: Any) -> None:
         """The user's run ends when their block does: flush into it first (and log the model)."""
         original = run.end
         recorder = self
@@ -394,7 +372,7 @@ class Recorder:
             self.known.discard(optimizer)
         self._close(session, status)
 
-    def _close(self, session: Session, status: RunStatus) -> None:
+    def _close(self, session: loop.Session, status: RunStatus) -> None:
         """Flush what the session holds, log the model, end the run if autotrack opened it."""
         if self.session is session:
             self.session = None
@@ -423,26 +401,3 @@ class Recorder:
             self._close(session, RunStatus.FINISHED)
         except Exception as exc:
             self.contain("exit", exc, session.run)
-
-
-def live_config() -> Any:
-    """The integration's current options. The engine hands them to every patched call; torch's
-    global hooks get none, so a run opening there reads them from autolog's registry."""
-    registry = importlib.import_module("autotrack.autolog")  # `autotrack.autolog` is a function
-    entry = registry._entries.get(NAME)
-    return entry.live.config if entry is not None else None
-
-
-def log_new_params(run: Any, managed: bool, params: dict[str, Any]) -> None:
-    """Params are write-once: in the user's own run, keep the values an earlier call logged
-    (a second loop or fit with other settings must not fail)."""
-    clean = loop.drop_none(params)
-    if not managed and clean:
-        existing = run.get().params
-        clean = {
-            k: v
-            for k, v in clean.items()
-            if existing.get(k, tracking.param_value(v)) == tracking.param_value(v)
-        }
-    if clean:
-        run.log_params(clean)
