@@ -12,10 +12,12 @@ optimizer's first `step()` and ends when the process exits, when the user's encl
 - metrics: `train_loss` per epoch (mean of the losses `backward()` ran on during one pass over
   the training DataLoader; step = epoch), `train_loss_step` every `log_every_n_steps` optimizer
   steps, `lr` per epoch, `val_loss` per epoch (torch.nn loss modules evaluated with gradients
-  disabled), `gpu_peak_memory_mb` per epoch on CUDA;
+  disabled), `gpu_peak_memory_mb` on CUDA (the peak so far at each epoch's end: torch's
+  counter is not reset, the user may read it too);
 - the model: the module the optimizer trains, as a safetensors state dict (`model/`), with its
   `repr` (`model/model_repr.txt`). `autotrack.load_model(uri)` gives the state dict back,
   `autotrack.load_model(uri, model_class=Net)` the module.
+`autotrack.pytorch.end_run()` ends the loop's run early (a notebook, where the process stays).
 `enable_extras` installs torch's global hooks (optimizer step; module forward while looking
 for the model) and the two per-step patches (`Tensor.backward`, the `forward` of torch.nn loss
 classes: plain functions, see `pytorch_hotpath`); the engine patches `DataLoader.__iter__`, LR
