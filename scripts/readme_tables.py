@@ -46,12 +46,11 @@ def render_recorded() -> str:
         recorded = getattr(module, "RECORDED", None)
         if not recorded:
             continue
-        parts.append(f"**{info.name}**\n")
-        parts.append("| kind | names (`*` stands for any text) |\n|---|---|")
+        parts.append(f"**{info.name}** (`autotrack.{info.name}.autolog()`)\n")
+        parts.append("| kind | name | what |\n|---|---|---|")
         for kind in KINDS:
-            names = recorded.get(kind, ())
-            if names:
-                parts.append(f"| {kind} | {', '.join(f'`{n}`' for n in names)} |")
+            for name, what in recorded.get(kind, {}).items():
+                parts.append(f"| {kind} | `{name}` | {what} |")
         parts.append("")
     return "\n".join(parts).rstrip()
 

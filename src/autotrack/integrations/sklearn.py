@@ -319,5 +319,51 @@ def _halving_searches() -> list[type]:
         return []
 
 
+# What a run records: names (`*` = any text, <X> = the held-out data's variable name).
+# The README table is generated from this; tests check real runs against it.
+RECORDED = {
+    "params": {
+        "*": "every `get_params(deep=True)` value (Pipeline steps as `step__param`)",
+        "best_*": "a search's `best_params_`",
+        "cv.*": "cross-validation settings (`cv.cv`, `cv.n_splits`, `cv.scoring`)",
+    },
+    "metrics": {
+        "training_*": "the metric suite on the fit data: accuracy, precision, recall, f1, "
+        "log_loss, roc_auc, score (classifiers); mean_squared_error, "
+        "root_mean_squared_error, mean_absolute_error, r2_score, score (regressors); "
+        "silhouette, calinski_harabasz, davies_bouldin (clusterers)",
+        "<X>_*": "the same suite on held-out data, once a sklearn.metrics call scores the "
+        "model's predictions on it",
+        "*_<X>": "each post-training `sklearn.metrics` call, e.g. `accuracy_score_X_test`",
+        "best_score": "a search's best score",
+        "mean_*": "a search child's cv_results_ columns, cross_validate means",
+        "std_*": "their standard deviations",
+        "rank_test_score": "a search child's rank",
+        "test_score": "per-fold scores, step = fold (also `test_<scorer>`)",
+        "fit_time": "per-fold fit times (cross_validate)",
+        "score_time": "per-fold score times (cross_validate)",
+    },
+    "tags": {
+        "estimator_name": "the class name",
+        "estimator_class": "its full import path",
+        "dataset.<context>.*": "dataset fingerprint: digest, shape, name",
+        "sklearn_function": "cross_validate / cross_val_score / cross_val_predict ...",
+        "candidate_index": "a search child's row in cv_results_",
+        "best_candidate": "`true` on the best child",
+    },
+    "artifacts": {
+        "model/": "the fitted estimator (skops), signature, input example, requirements",
+        "<X>_confusion_matrix.*": "`.png` and `.json` counts; `<X>` is `training` or the held-out data",
+        "<X>_roc_curve.*": "one-vs-rest for multiclass; `.png` and `.json` curve points",
+        "<X>_precision_recall_curve.*": "`.png` and `.json` curve points",
+        "<X>_prediction_error.*": "regressors: `.png` and `.json` data",
+        "feature_importances.*": "bar plot of the top features (`.png`) and all values (`.json`)",
+        "cv_results.csv": "a search's full cv_results_",
+        "estimator.html": "scikit-learn's HTML view of the estimator",
+        "datasets/<context>.json": "dataset fingerprint",
+        "metric_info.json": "the post-training metric calls and their arguments",
+    },
+}
+
 INTEGRATION = SklearnIntegration()
 autolog = make_autolog(INTEGRATION)
