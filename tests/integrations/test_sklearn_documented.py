@@ -6,15 +6,15 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from documented import assert_documented  # noqa: E402
-from sklearn.cluster import KMeans  # noqa: E402
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris  # noqa: E402
-from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
-from sklearn.metrics import accuracy_score  # noqa: E402
-from sklearn.model_selection import GridSearchCV, cross_validate, train_test_split  # noqa: E402
+from documented import assert_documented
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import GridSearchCV, cross_validate, train_test_split
 
-import autotrack  # noqa: E402
-from autotrack.integrations.sklearn import RECORDED  # noqa: E402
+import autotrack
+from autotrack.integrations.sklearn import RECORDED
 
 
 def test_recorded_keys_are_declared():

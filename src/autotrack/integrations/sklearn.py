@@ -353,7 +353,7 @@ RECORDED = {
     },
     "artifacts": {
         "model/": "the fitted estimator (skops), signature, input example, requirements",
-        "<X>_confusion_matrix.*": "`.png` and `.json` counts; `<X>` is `training` or the held-out data",
+        "<X>_confusion_matrix.*": "`.png` and `.json` counts (`<X>`: `training`, or held-out)",
         "<X>_roc_curve.*": "one-vs-rest for multiclass; `.png` and `.json` curve points",
         "<X>_precision_recall_curve.*": "`.png` and `.json` curve points",
         "<X>_prediction_error.*": "regressors: `.png` and `.json` data",
