@@ -51,5 +51,6 @@ trainer = L.Trainer(
     enable_model_summary=False,
     enable_checkpointing=False,
 )
-trainer.fit(Classifier(), train, valid)
-print("validation:", trainer.validate(dataloaders=valid, verbose=False))
+model = Classifier()
+trainer.fit(model, train, valid)
+print("validation:", trainer.validate(model, dataloaders=valid, verbose=False))

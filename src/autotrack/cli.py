@@ -7,6 +7,7 @@ import argparse
 import datetime as dt
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from autotrack import tracking
 from autotrack.entities import Run
@@ -42,14 +43,20 @@ def _common_keys(values: list[dict], limit: int) -> list[str]:
     return sorted(counts, key=lambda k: (-counts[k], k))[:limit]
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
+def _console() -> Any:
+    """A terminal-sized console; 200 columns when writing to a file or a log."""
     from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     order = [args.sort] if args.sort else None
     experiments = [args.experiment] if args.experiment else None
     runs = tracking.search_runs(experiments, args.filter or "", order, args.limit)
-    console = Console()
+    console = _console()
     if not runs:
         console.print(f"No runs in {tracking.get_tracking_uri()}")
         return 0
@@ -91,12 +98,11 @@ def _resolve_run_id(prefix: str) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     run = tracking.get_run(_resolve_run_id(args.run_id))
     store = tracking.get_store()
-    console = Console()
+    console = _console()
     console.print(f"[bold]{run.run_name}[/]  {run.run_id}")
     console.print(
         f"status [{_STATUS_STYLE.get(run.status.value, '')}]{run.status.value}[/]  "
