@@ -128,5 +128,43 @@ def end_run(status: str = "FINISHED") -> None:
     RECORDER.end_session(RunStatus(str(status).upper()))
 
 
+# What a run records (`*` = any text); the README table is generated from this and tests
+# check real runs against it.
+RECORDED = {
+    "params": {
+        "optimizer": "optimizer class",
+        "optimizer.*": "its hyperparameters (lr, betas, eps, weight_decay, momentum...)",
+        "lr_scheduler": "LR scheduler class",
+        "lr_scheduler.*": "its settings (Lightning: also interval, monitor)",
+        "batch_size": "the training DataLoader's batch size",
+        "dataset_size": "and its dataset's length",
+        "model_class": "the trained module's class",
+        "total_params": "parameter count",
+        "trainable_params": "trainable parameter count",
+        "seed": "the seed given to torch.manual_seed / seed_everything",
+        "device*": "cpu or cuda (and the GPU's name)",
+        "*": "Lightning: Trainer settings (max_epochs, precision, accumulate_grad_batches...) "
+        "and the module's and datamodule's hparams",
+        "early_stopping.*": "Lightning EarlyStopping settings",
+        "checkpoint.*": "Lightning ModelCheckpoint settings",
+    },
+    "metrics": {
+        "train_loss": "plain loops: mean loss of each pass over the training DataLoader",
+        "train_loss_step": "every log_every_n_steps optimizer steps, step = global step",
+        "val_loss": "plain loops: mean loss computed with gradients disabled, per epoch",
+        "lr*": "learning rate per epoch (lr_pg<i> for extra parameter groups)",
+        "gpu_peak_memory_mb": "on CUDA, per epoch",
+        "*": "Lightning: every epoch-end callback metric (step = epoch), `<name>_step` every "
+        "N steps, validate()/test() results after fit",
+        "early_stopping.*": "stopped_epoch, wait_count, best_score",
+        "checkpoint.best_model_score": "the best checkpoint's monitored value",
+    },
+    "tags": {"checkpoint.best_model_path": "Lightning: where the best checkpoint is"},
+    "artifacts": {
+        "model/": "safetensors state dict, model_repr.txt, signature, input example",
+        "best_model/": "Lightning: the best checkpoint's weights",
+    },
+}
+
 INTEGRATION = PyTorchIntegration()
 autolog = make_autolog(INTEGRATION)
