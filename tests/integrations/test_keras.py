@@ -18,7 +18,7 @@ np = pytest.importorskip("numpy")
 import autotrack  # noqa: E402
 from autotrack import patching, safety  # noqa: E402
 from autotrack.integrations import keras as integration  # noqa: E402
-from autotrack.integrations.keras_values import (  # noqa: E402
+from autotrack.integrations.keras_record import (  # noqa: E402
     batch_size_of,
     compile_params,
     describe,

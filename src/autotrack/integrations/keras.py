@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from autotrack.autolog import make_autolog
 from autotrack.integrations.base import Call, CommonConfig, Hooks, Integration, PatchTarget
-from autotrack.integrations.keras_values import (
+from autotrack.integrations.keras_record import (
     batch_size_of,
     compile_params,
     early_stopping_params,

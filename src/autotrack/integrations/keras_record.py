@@ -126,15 +126,21 @@ def scalar(value: Any) -> float | None:
     """A metric value as a float, or None for what is not one number (a per-class array)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    try:
-        if getattr(value, "shape", None) is not None and len(value.shape) == 0:
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) == 0:
+        try:
             return float(value)  # numpy scalars, 0-d tensors and variables: 4x faster than numpy
+        except (TypeError, ValueError):
+            pass  # e.g. a Keras 3.3 variable has no __float__
+    try:
         import numpy as np
 
         array = np.asarray(value)
-        return float(array.reshape(())) if array.size == 1 and array.dtype.kind in "fiu" else None
     except (TypeError, ValueError):
         return None
+    if array.size == 1 and array.dtype.kind in "fiu":
+        return float(array.reshape(()))
+    return None
 
 
 def scalar_metrics(logs: Mapping[str, Any] | None, prefix: str = "") -> dict[str, float]:
