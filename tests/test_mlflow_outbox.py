@@ -230,3 +230,12 @@ def test_mlmodel_points_mlflow_at_the_files_autotrack_saved():
     )
     assert set(keras["flavors"]) == {"python_function"}
     assert keras["flavors"]["python_function"]["loader_module"] == "autotrack.store.mlflow_pyfunc"
+
+
+def test_metric_keys_mlflow_refuses_are_spelled_its_way():
+    from autotrack.store.mlflow_mapping import mlflow_metric_key
+
+    assert mlflow_metric_key("validation_0-ndcg@5") == "validation_0-ndcg_at_5"
+    assert mlflow_metric_key("train-rmse") == "train-rmse"
+    assert mlflow_metric_key("a b/c:d.e") == "a b/c:d.e"
+    assert mlflow_metric_key("loss(x)") == "loss_x_"

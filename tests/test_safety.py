@@ -174,6 +174,7 @@ def test_safe_callback_class_keeps_training_alive_with_one_warning():
     callback = guarded()
     with autotrack_warnings() as caught:
         assert train(callback, epochs=50) == "model"  # passthrough hands the model back
+        assert callback.before_training(model="by keyword") == "by keyword"  # XGBoost's way
         assert callback(None) is None
     assert callback.seen == list(range(50))
     messages = [str(w.message) for w in caught]  # one per kind: 50 epochs, one warning

@@ -272,7 +272,9 @@ def _classification_metrics(result: Evaluation, out: dict[str, float]) -> None:
         return
     score = np.asarray(result.y_score, dtype=float)
     if result.proba and score.ndim == 2:
-        _put(out, "log_loss", lambda: m.log_loss(y, score, labels=labels, **w))
+        # float32 probabilities (XGBoost, Keras) miss 1.0 by ~1e-7 and make sklearn warn
+        rows = score / score.sum(axis=1, keepdims=True)
+        _put(out, "log_loss", lambda: m.log_loss(y, rows, labels=labels, **w))
     if binary:
         column = score if score.ndim == 1 else score[:, 1]
         _put(out, "roc_auc", lambda: m.roc_auc_score(np.asarray(y) == labels[1], column, **w))

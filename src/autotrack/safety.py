@@ -232,8 +232,12 @@ def _guard(
             if strict():
                 raise
             report(f"callback:{stage_name}", exc, integration, silent, run)
+            if not passthrough:
+                return None
             first = 1 if is_method else 0
-            return args[first] if passthrough and len(args) > first else None
+            if len(args) > first:
+                return args[first]
+            return next(iter(kwargs.values()), None)  # e.g. after_training(model=...)
 
     setattr(guarded, _GUARDED, True)
     return guarded

@@ -22,6 +22,7 @@ delivery), AUTOTRACK_MLFLOW_EXIT_TIMEOUT (10 s of draining at exit before spilli
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -35,6 +36,7 @@ from autotrack.store import mlflow_models
 from autotrack.store.mlflow_delivery import Delivery, RunState
 from autotrack.store.mlflow_mapping import (
     PARENT_TAG,
+    mlflow_metric_key,
     mlflow_tags,
     to_mlflow_filter,
     to_mlflow_order_by,
@@ -60,6 +62,8 @@ from autotrack.store.mlflow_transport import (
     open_transport,
 )
 from autotrack.store.sqlite import _generated_name
+
+_PLAIN_KEY = re.compile(r"[\w.\-/ :]*")  # keys MLflow accepts as they are
 
 _PENDING_EXPERIMENT = "pending:"
 
@@ -278,11 +282,12 @@ class MlflowStore:
             state.tags.update(mapped)
             self.outbox.put(Tags(run_id, mapped))
         for metric in metrics:
-            state.metrics[metric.key] = metric.value
-            self.outbox.put_row((run_id, metric.key, metric.value, metric.step, metric.timestamp))
+            self.add_metric_row((run_id, metric.key, metric.value, metric.step, metric.timestamp))
 
     def add_metric_row(self, row: MetricRow) -> None:
         """The fast path of `log_metric`: a dict write and a queue append."""
+        if not _PLAIN_KEY.fullmatch(row[1]):
+            row = (row[0], mlflow_metric_key(row[1]), *row[2:])
         state = self._runs.get(row[0])
         if state is not None:
             state.metrics[row[1]] = row[2]

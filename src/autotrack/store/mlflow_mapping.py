@@ -3,8 +3,10 @@ Pure functions, no I/O: what the MLflow backend sends is decided here."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import re
 from collections.abc import Sequence
 
 from autotrack.search import Comparison, FilterError, Query, parse_order_by
@@ -120,3 +122,13 @@ def to_mlflow_order_by(items: Sequence[str] | None) -> list[str]:
         subject = _attribute(key.key) if key.kind == "attribute" else f"{key.kind}s.`{key.key}`"
         out.append(f"{subject} {direction}")
     return out
+
+
+_MLFLOW_KEY_FORBIDDEN = re.compile(r"[^\w.\-/ :]")
+
+
+@functools.lru_cache(maxsize=4096)
+def mlflow_metric_key(key: str) -> str:
+    """MLflow accepts letters, digits, `_ - . / :` and spaces in keys; `ndcg@5` becomes
+    `ndcg_at_5` (MLflow's own spelling) and anything else `_`."""
+    return _MLFLOW_KEY_FORBIDDEN.sub("_", key.replace("@", "_at_"))
