@@ -15,6 +15,7 @@ from typing import Any
 from autotrack.autolog import make_autolog
 from autotrack.integrations import boosting
 from autotrack.integrations.base import Call, CommonConfig, Hooks, Integration, PatchTarget
+from autotrack.integrations.boosting_recorded import recorded
 from autotrack.integrations.lightgbm_record import (
     aliases,
     cv_summary,
@@ -298,6 +299,8 @@ def wrapper_classes(module: ModuleType) -> list[type]:
         if inspect.isclass(cls) and issubclass(cls, base) and "fit" in vars(cls)
     ]
 
+
+RECORDED = recorded("split, gain", "text `model.txt`")
 
 INTEGRATION = LightGBMIntegration()
 autolog = make_autolog(INTEGRATION)

@@ -18,6 +18,7 @@ from typing import Any
 from autotrack.autolog import make_autolog
 from autotrack.integrations import boosting
 from autotrack.integrations.base import Call, CommonConfig, Hooks, Integration, PatchTarget
+from autotrack.integrations.boosting_recorded import recorded
 from autotrack.integrations.xgboost_record import (
     ALIASES,
     cv_summary,
@@ -378,6 +379,8 @@ def wrapper_classes(module: ModuleType) -> list[type]:
         if inspect.isclass(cls) and issubclass(cls, base) and "fit" in vars(cls)
     ]
 
+
+RECORDED = recorded("weight, gain, cover, total_gain, total_cover", "UBJSON `model.ubj`")
 
 INTEGRATION = XGBoostIntegration()
 autolog = make_autolog(INTEGRATION)
