@@ -294,14 +294,47 @@ def test_subclassed_model_recorded_and_loadable_with_its_class(autolog, data):
     keras.utils.set_random_seed(0)
     model = TinyNet()
     model.compile(optimizer="adam", loss="mse")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", WeightsOnlyWarning)  # Keras 2 saves weights only
-        model.fit(X, y, epochs=2, batch_size=32, verbose=0)
+    model.fit(X, y, epochs=2, batch_size=32, verbose=0)
     run = _only_run()
     assert run.params["total_params"] == str(4 * 3 + 3 + 3 + 1)  # built during fit
     assert len(_history(run.run_id, "loss")) == 2
     loaded = autotrack.load_model(f"runs:/{run.run_id}/model", model_class=TinyNet)
     np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0), rtol=1e-6)
+
+
+class Unsaveable(keras.Model):
+    """A model whose config cannot be written (as with a live connection held inside)."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(x)
+
+    def get_config(self):
+        raise TypeError("holds a database connection")
+
+
+def test_unserialisable_model_falls_back_to_weights_with_a_warning(autolog, data):
+    X, y, _, _ = data
+    keras.utils.set_random_seed(0)
+    model = Unsaveable()
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.warns(WeightsOnlyWarning):
+        model.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    run = _only_run()
+    files = {f.path for f in autotrack.list_artifacts(run.run_id, "model")}
+    assert "model/model.weights.h5" in files and "model/model.keras" not in files
+    loaded = autotrack.load_model(f"runs:/{run.run_id}/model", model_class=Unsaveable)
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0), rtol=1e-6)
+
+    autolog(silent=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    assert not [w for w in caught if issubclass(w.category, WeightsOnlyWarning)]
+    assert len(autotrack.search_runs()) == 2
 
 
 def test_early_stopping_results_and_user_callbacks_see_the_same_logs(autolog, data):

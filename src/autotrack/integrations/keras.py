@@ -16,6 +16,7 @@ import inspect
 import shutil
 import sys
 import tempfile
+import warnings
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -336,14 +337,17 @@ def _log_model(call: Call) -> None:
         signature = infer_signature(example if example is not None else inputs, outputs)
     folder = Path(tempfile.mkdtemp(prefix="autotrack-keras-"))
     try:
-        save_model(
-            model,
-            folder / "model",
-            signature=signature,
-            X=example,
-            log_input_example=config.log_input_examples,
-            log_signature=config.log_model_signatures,
-        )
+        with warnings.catch_warnings():
+            if config.silent:  # e.g. "saved the weights only" for an unserialisable model
+                warnings.simplefilter("ignore")
+            save_model(
+                model,
+                folder / "model",
+                signature=signature,
+                X=example,
+                log_input_example=config.log_input_examples,
+                log_signature=config.log_model_signatures,
+            )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
