@@ -484,3 +484,20 @@ def test_an_autotrack_bug_in_the_callback_never_stops_training(autolog, data, mo
     run = _only_run()
     assert run.status == "FINISHED"
     assert "autotrack bug" in run.tags[safety.ERRORS_TAG]
+
+
+def test_records_only_what_the_readme_declares(autolog, data):
+    from documented import assert_documented
+
+    X, y, X_val, y_val = data
+    autolog(log_every_n_steps=2)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)
+    model = _sequential(optimizer=keras.optimizers.SGD(schedule, momentum=0.9))
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, min_delta=10.0,
+                                          restore_best_weights=True)  # fmt: skip
+    model.fit(X, y, epochs=4, batch_size=32, validation_data=(X_val, y_val), callbacks=[early],
+              class_weight={0: 1.0, 1: 2.0}, verbose=0)  # fmt: skip
+    model.evaluate(X_val, y_val, verbose=0)
+    run = _only_run()
+    assert {"stopped_epoch", "batch_loss", "eval_loss", "learning_rate"} <= set(run.metrics)
+    assert_documented(integration.RECORDED)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from autotrack.autolog import make_autolog
 from autotrack.integrations.base import Call, CommonConfig, Hooks, Integration, PatchTarget
+from autotrack.integrations.keras_record import RECORDED as RECORDED
 from autotrack.integrations.keras_record import (
     batch_size_of,
     compile_params,

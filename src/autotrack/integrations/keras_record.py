@@ -248,3 +248,58 @@ def symbolic_tensors(model: Any) -> tuple[Any, Any]:
     return (inputs[0] if len(inputs) == 1 else inputs), (
         outputs[0] if len(outputs) == 1 else outputs
     )
+
+
+# What a run records: names (`*` = any text, <...> = a name taken from the user's objects).
+# The README table is generated from this; a test checks real runs against it.
+RECORDED = {
+    "params": {
+        "epochs": "fit argument (Keras' default when not passed, as for all of these)",
+        "initial_epoch": "fit argument",
+        "shuffle": "fit argument",
+        "class_weight": "fit argument",
+        "validation_*": "fit arguments: split, steps, batch_size, freq",
+        "max_queue_size": "Keras 2 fit argument",
+        "workers": "Keras 2 fit argument",
+        "use_multiprocessing": "Keras 2 fit argument",
+        "batch_size": "as passed; 32 for arrays when not passed; a tf.data pipeline's own "
+        "batch size; a PyDataset's `batch_size` attribute",
+        "steps_per_epoch": "as passed, else the number of batches Keras found",
+        "optimizer_name": "the optimizer class",
+        "optimizer_*": "its config (learning_rate, beta_1, momentum, weight_decay...); a "
+        "schedule as `optimizer_learning_rate` = class plus `optimizer_learning_rate_<key>`",
+        "loss": "the compiled loss (names; `output: loss` for several outputs)",
+        "metrics": "the compiled metrics",
+        "weighted_metrics": "the compiled weighted metrics",
+        "loss_weights": "as compiled",
+        "total_params": "parameter count",
+        "trainable_params": "trainable parameter count",
+        "non_trainable_params": "non-trainable parameter count",
+        "early_stopping_*": "a user EarlyStopping's monitor, patience, min_delta, baseline, "
+        "restore_best_weights, start_from_epoch, mode",
+    },
+    "metrics": {
+        "<logs key>": "every number in the epoch logs (`loss`, `accuracy`, `val_loss`...), "
+        "step = epoch index (continuing from `initial_epoch`)",
+        "learning_rate": "per epoch, when a schedule or a callback moves it",
+        "batch_<logs key>": "with `log_every_n_steps=N`: batch logs every N batches, step = "
+        "global batch",
+        "eval_<logs key>": "`evaluate` after a recorded fit, on that fit's run, step = its "
+        "last epoch",
+        "stopped_epoch": "EarlyStopping: the epoch it stopped training",
+        "best_epoch": "EarlyStopping: the best epoch",
+        "best_<monitor>": "EarlyStopping: the best monitored value",
+        "restored_epoch": "EarlyStopping: the epoch whose weights were restored",
+    },
+    "tags": {
+        "keras.version": "the Keras version",
+        "keras.backend": "tensorflow, torch or jax",
+        "dataset.<context>.*": "array inputs (`train`, `validation`): digest, shape",
+    },
+    "artifacts": {
+        "model/": "`model.keras` (weights only, with a warning, when Keras cannot serialise "
+        "it), signature, input example, requirements",
+        "model_summary.txt": "`model.summary()`",
+        "datasets/<context>.json": "dataset fingerprints",
+    },
+}
