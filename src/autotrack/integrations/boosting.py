@@ -14,6 +14,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from autotrack.entities import Metric
@@ -395,3 +396,15 @@ def record_wrapper(
     if config.log_models:
         snapshot = copy.copy(estimator)  # a later refit rebinds the original's booster
         run.defer(log_model, run, snapshot, call.argument("X"), y_pred, config)
+
+
+def wrapper_classes(module: ModuleType, base_name: str) -> list[type]:
+    """Every scikit-learn wrapper class in `module` that defines `fit` itself."""
+    base = getattr(module, base_name, None)
+    if base is None:
+        return []
+    return [
+        cls
+        for cls in vars(module).values()
+        if inspect.isclass(cls) and issubclass(cls, base) and "fit" in vars(cls)
+    ]

@@ -7,7 +7,6 @@ params from the booster's resolved parameter list; the model is saved as LightGB
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -283,21 +282,9 @@ class LightGBMIntegration(Integration):
         if wrappers is not None:
             if hasattr(wrappers, "train"):
                 targets.append(PatchTarget(wrappers, "train", train))
-            for cls in wrapper_classes(wrappers):
+            for cls in boosting.wrapper_classes(wrappers, "LGBMModel"):
                 targets.append(PatchTarget(cls, "fit", fit))
         return targets
-
-
-def wrapper_classes(module: ModuleType) -> list[type]:
-    """Every scikit-learn wrapper class in `module` that defines `fit` itself."""
-    base = getattr(module, "LGBMModel", None)
-    if base is None:
-        return []
-    return [
-        cls
-        for cls in vars(module).values()
-        if inspect.isclass(cls) and issubclass(cls, base) and "fit" in vars(cls)
-    ]
 
 
 RECORDED = recorded("split, gain", "text `model.txt`")

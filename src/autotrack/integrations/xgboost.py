@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -364,20 +363,11 @@ class XGBoostIntegration(Integration):
         if wrappers is not None:
             if hasattr(wrappers, "train"):  # the `train` XGBModel.fit calls
                 targets.append(PatchTarget(wrappers, "train", train))
-            targets += [PatchTarget(cls, "fit", fit) for cls in wrapper_classes(wrappers)]
+            targets += [
+                PatchTarget(cls, "fit", fit)
+                for cls in boosting.wrapper_classes(wrappers, "XGBModel")
+            ]
         return targets
-
-
-def wrapper_classes(module: ModuleType) -> list[type]:
-    """Every scikit-learn wrapper class in `module` that defines `fit` itself."""
-    base = getattr(module, "XGBModel", None)
-    if base is None:
-        return []
-    return [
-        cls
-        for cls in vars(module).values()
-        if inspect.isclass(cls) and issubclass(cls, base) and "fit" in vars(cls)
-    ]
 
 
 RECORDED = recorded("weight, gain, cover, total_gain, total_cover", "UBJSON `model.ubj`")
