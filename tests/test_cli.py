@@ -37,8 +37,12 @@ def test_runs_lists_runs_with_params_and_metrics(store_uri):
     make_runs()
     result = run_cli("runs", store=store_uri)
     assert result.returncode == 0, result.stderr
+    out = result.stdout
     for text in ("logreg-0.1", "logreg-1.0", "child-1.0", "FINISHED", "accuracy", "0.95", "LogReg"):
-        assert text in result.stdout
+        assert text in out
+    # newest first, each child right under its parent (children start after their parent)
+    assert out.index("logreg-1.0") < out.index("child-1.0") < out.index("logreg-0.1")
+    assert out.index("logreg-0.1") < out.index("child-0.1")
 
 
 def test_runs_filter_sort_and_limit(store_uri):

@@ -60,18 +60,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         console.print(f"No runs in {tracking.get_tracking_uri()}")
         return 0
-    param_keys = _common_keys([r.params for r in runs], args.params)
-    metric_keys = _common_keys([r.metrics for r in runs], args.metrics)
+    runs = _children_under_parents(runs)
+    top = [r for r in runs if r.parent_run_id is None] or runs
+    param_keys = _common_keys([r.params for r in top], args.params)
+    metric_keys = _common_keys([r.metrics for r in top], args.metrics)
     table = Table(title=f"Runs in {tracking.get_tracking_uri()}", show_lines=False)
-    for column in ("run id", "name", "status", "started", "duration", "model"):
-        table.add_column(column, no_wrap=column in ("run id", "started"))
+    for column, width in (("run id", 8), ("name", 16), ("status", 8), ("started", 19),
+                          ("duration", 8), ("model", 10)):  # fmt: skip
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=width)
     for key in param_keys:
-        table.add_column(key, style="magenta")
+        table.add_column(key, style="magenta", no_wrap=True, overflow="ellipsis")
     for key in metric_keys:
-        table.add_column(key, style="cyan", justify="right")
+        table.add_column(key, style="cyan", justify="right", no_wrap=True, overflow="ellipsis")
     for run in runs:
         style = _STATUS_STYLE.get(run.status.value, "")
-        name = run.run_name if run.parent_run_id is None else f"  └ {run.run_name}"
+        name = run.run_name if run.parent_run_id is None else f"└ {run.run_name}"
         table.add_row(
             run.run_id[:8],
             name,
@@ -84,6 +87,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
     console.print(table)
     return 0
+
+
+def _children_under_parents(runs: list[Run]) -> list[Run]:
+    """Keep the order of top-level runs, each followed by its listed children."""
+    listed = {r.run_id for r in runs}
+    children: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.parent_run_id in listed:
+            children.setdefault(run.parent_run_id, []).append(run)
+    ordered: list[Run] = []
+    for run in runs:
+        if run.parent_run_id not in listed:
+            ordered.append(run)
+            ordered.extend(children.get(run.run_id, []))
+    return ordered
 
 
 def _resolve_run_id(prefix: str) -> str:
