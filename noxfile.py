@@ -160,8 +160,8 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks side by side with MLflow's autolog (latest MLflow)."""
     install(
-        session, "mlflow", "scikit-learn", "xgboost-cpu", "lightgbm", "tensorflow-cpu", TORCH,
-        "lightning==2.6.6", "matplotlib", "pandas", "skops", "safetensors",
+        session, "mlflow", "tensorboard", "scikit-learn", "xgboost-cpu", "lightgbm",
+        "tensorflow-cpu", TORCH, "lightning==2.6.6", "matplotlib", "pandas", "skops", "safetensors",
     )  # fmt: skip
     install(session, "-e", ".")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
