@@ -20,10 +20,6 @@ iterations of 3 metrics (as XGBoost and LightGBM hand them over), then written t
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import RESULTS, mlflow_available
+from harness import mlflow_available, write
 
 ROUNDS = 500
 
@@ -316,32 +312,7 @@ def main() -> None:
             f"{row['workload']:44} training thread {row['training_thread_s'] * 1000:6.1f}ms,"
             f" written {row['written_s'] * 1000:6.1f}ms"
         )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "boosting.json").write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "streams": streams,
-                "repeat": args.repeat,
-                "pause_s": args.pause,
-                "python": platform.python_version(),
-                "machine": platform.platform(),
-                "load_average": os.getloadavg(),
-                "versions": _versions(),
-            },
-            indent=2,
-        )
-    )
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as metadata
-
-    found = {}
-    for package in ("mlflow", "xgboost", "xgboost-cpu", "lightgbm", "scikit-learn"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[package] = metadata.version(package)
-    return found
+    write("boosting", rows, streams=streams, repeat=args.repeat, pause_s=args.pause)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,8 @@ number of `log-batch` requests each tool made per training run.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,7 +32,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from harness import RESULTS  # noqa: E402
+from harness import write  # noqa: E402
 
 from mlflow_server import MlflowServer  # noqa: E402
 
@@ -141,30 +138,7 @@ def main() -> None:
         f" mlflow.xgboost.autolog +{theirs * 1000:.1f} ms\n"
         f"  log-batch requests per run: {row['log_batch_requests_per_run']}"
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "mlflow_backend.json").write_text(
-        json.dumps(
-            {
-                "rows": [row],
-                "repeat": args.repeat,
-                "python": platform.python_version(),
-                "machine": platform.platform(),
-                "load_average": os.getloadavg(),
-                "versions": _versions(),
-            },
-            indent=2,
-        )
-    )
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as metadata
-
-    found = {}
-    for package in ("mlflow", "xgboost", "xgboost-cpu", "scikit-learn"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[package] = metadata.version(package)
-    return found
+    write("mlflow_backend", [row], repeat=args.repeat)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -36,7 +34,7 @@ from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import RESULTS, mlflow_available  # noqa: E402
+from harness import mlflow_available, write  # noqa: E402
 
 
 def workloads() -> dict[str, Callable[[], Any]]:
@@ -169,20 +167,7 @@ def main() -> None:
                 f"  mlflow    +{ms(row['mlflow_added_s'])} / +{ms(row['mlflow_added_min_s'])}"
                 f" / +{ms(row['mlflow_added_thread_cpu_s'])}"
             )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sklearn.json").write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "repeat": args.repeat,
-                "mlflow_repeat": args.mlflow_repeat,
-                "python": platform.python_version(),
-                "machine": platform.platform(),
-                "load_average": os.getloadavg(),
-            },
-            indent=2,
-        )
-    )
+    write("sklearn", rows, repeat=args.repeat, mlflow_repeat=args.mlflow_repeat)
 
 
 if __name__ == "__main__":

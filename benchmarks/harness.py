@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -115,5 +116,12 @@ def write(name: str, rows: list[dict[str, Any]], **extra: Any) -> None:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
     RESULTS.mkdir(exist_ok=True)
-    payload = {"rows": rows, "versions": versions, "machine": platform.platform(), **extra}
+    payload = {
+        "rows": rows,
+        "versions": versions,
+        "python": platform.python_version(),
+        "machine": platform.platform(),
+        "load_average": os.getloadavg(),
+        **extra,
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
