@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from autotrack.entities import Metric
+from autotrack.integrations.base import Hooks, PatchTarget
 
 if TYPE_CHECKING:
     from autotrack.integrations.base import Call, CommonConfig
@@ -396,6 +397,24 @@ def record_wrapper(
     if config.log_models:
         snapshot = copy.copy(estimator)  # a later refit rebinds the original's booster
         run.defer(log_model, run, snapshot, call.argument("X"), y_pred, config)
+
+
+def patch_targets(
+    module: ModuleType, engine_name: str, wrapper_base: str, train: Hooks, cv: Hooks, fit: Hooks
+) -> list[PatchTarget]:
+    """Where a boosting library's training is looked up: `train`/`cv` on the package and on
+    its engine module, the `train` its sklearn module imported (the wrappers call that one),
+    and `fit` of every wrapper class that defines it."""
+    targets: list[PatchTarget] = []
+    for owner in (module, getattr(module, engine_name, None)):
+        if owner is not None:
+            targets += [PatchTarget(owner, "train", train), PatchTarget(owner, "cv", cv)]
+    wrappers = getattr(module, "sklearn", None)
+    if wrappers is not None:
+        if hasattr(wrappers, "train"):
+            targets.append(PatchTarget(wrappers, "train", train))
+        targets += [PatchTarget(cls, "fit", fit) for cls in wrapper_classes(wrappers, wrapper_base)]
+    return targets
 
 
 def wrapper_classes(module: ModuleType, base_name: str) -> list[type]:

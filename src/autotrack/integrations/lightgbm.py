@@ -273,18 +273,9 @@ class LightGBMIntegration(Integration):
     config_class = LightGBMConfig
 
     def targets(self, module: ModuleType) -> list[PatchTarget]:
-        train, cv, fit = TrainHooks(), CVHooks(), FitHooks()
-        targets = [PatchTarget(module, "train", train), PatchTarget(module, "cv", cv)]
-        engine = getattr(module, "engine", None)
-        if engine is not None:
-            targets += [PatchTarget(engine, "train", train), PatchTarget(engine, "cv", cv)]
-        wrappers = getattr(module, "sklearn", None)
-        if wrappers is not None:
-            if hasattr(wrappers, "train"):
-                targets.append(PatchTarget(wrappers, "train", train))
-            for cls in boosting.wrapper_classes(wrappers, "LGBMModel"):
-                targets.append(PatchTarget(cls, "fit", fit))
-        return targets
+        return boosting.patch_targets(
+            module, "engine", "LGBMModel", TrainHooks(), CVHooks(), FitHooks()
+        )
 
 
 RECORDED = recorded("split, gain", "text `model.txt`")

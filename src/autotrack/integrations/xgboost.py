@@ -354,20 +354,9 @@ class XGBoostIntegration(Integration):
     config_class = XGBoostConfig
 
     def targets(self, module: ModuleType) -> list[PatchTarget]:
-        train, cv, fit = TrainHooks(), CVHooks(), FitHooks()
-        targets = [PatchTarget(module, "train", train), PatchTarget(module, "cv", cv)]
-        training = getattr(module, "training", None)
-        if training is not None:
-            targets += [PatchTarget(training, "train", train), PatchTarget(training, "cv", cv)]
-        wrappers = getattr(module, "sklearn", None)
-        if wrappers is not None:
-            if hasattr(wrappers, "train"):  # the `train` XGBModel.fit calls
-                targets.append(PatchTarget(wrappers, "train", train))
-            targets += [
-                PatchTarget(cls, "fit", fit)
-                for cls in boosting.wrapper_classes(wrappers, "XGBModel")
-            ]
-        return targets
+        return boosting.patch_targets(
+            module, "training", "XGBModel", TrainHooks(), CVHooks(), FitHooks()
+        )
 
 
 RECORDED = recorded("weight, gain, cover, total_gain, total_cover", "UBJSON `model.ubj`")
