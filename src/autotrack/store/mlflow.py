@@ -61,7 +61,7 @@ from autotrack.store.mlflow_transport import (
     now_ms,
     open_transport,
 )
-from autotrack.store.sqlite import _generated_name
+from autotrack.store.naming import generated_run_name
 
 _PLAIN_KEY = re.compile(r"[\w.\-/ :]*")  # keys MLflow accepts as they are
 
@@ -138,7 +138,7 @@ class MlflowStore:
         start_time: int,
     ) -> Run:
         key = uuid.uuid4().hex
-        name = run_name or _generated_name(key)
+        name = run_name or generated_run_name(key)
         parent = self._runs.get(parent_run_id) if parent_run_id else None
         identity = Identity(
             key=key,

@@ -22,6 +22,7 @@ from autotrack import artifacts
 from autotrack.entities import Experiment, FileInfo, Metric, Run, RunStatus
 from autotrack.search import Query
 from autotrack.store import liveness
+from autotrack.store.naming import generated_run_name
 from autotrack.store.sql import compile_order_by, compile_where
 
 DEFAULT_EXPERIMENT = "Default"
@@ -201,7 +202,7 @@ class SQLiteStore:
         start_time: int,
     ) -> Run:
         run_id = uuid.uuid4().hex
-        name = run_name or _generated_name(run_id)
+        name = run_name or generated_run_name(run_id)
         with self._db_lock, self._write() as db:
             db.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, 'RUNNING', ?, NULL, ?, ?, ?, ?)",
@@ -468,22 +469,3 @@ _RUN_COLUMNS = (
 def _float(value: float | None) -> float:
     """SQLite stores NaN as NULL; metric values are never otherwise NULL."""
     return float("nan") if value is None else value
-
-
-_ADJECTIVES = (
-    "amber", "bold", "brisk", "calm", "clever", "crisp", "eager", "gentle", "keen", "lucid",
-    "merry", "nimble", "quiet", "rapid", "sunny", "swift", "tidy", "vivid", "witty", "zesty",
-)  # fmt: skip
-_NOUNS = (
-    "badger", "crane", "dolphin", "falcon", "fox", "gecko", "heron", "ibis", "koala", "lynx",
-    "marten", "newt", "otter", "panda", "quail", "raven", "seal", "tern", "vole", "wren",
-)  # fmt: skip
-
-
-def _generated_name(run_id: str) -> str:
-    """A readable, stable name derived from the run id, e.g. `swift-otter-417`."""
-    number = int(run_id[:8], 16)
-    return (
-        f"{_ADJECTIVES[number % len(_ADJECTIVES)]}-{_NOUNS[(number // 20) % len(_NOUNS)]}"
-        f"-{number % 1000}"
-    )
