@@ -265,3 +265,27 @@ def test_end_run_without_waiting_returns_at_once_and_finishes_later():
     autotrack.end_run(wait=False)
     assert time.perf_counter() - started < 0.1
     assert autotrack.get_run(run.run_id).status is RunStatus.FINISHED
+
+
+def test_keep_existing_params_keeps_the_first_value_instead_of_raising():
+    """What autologged calls use when they add to a run an earlier call logged into."""
+    with autotrack.start_run() as run:
+        run.log_params({"epochs": 5})
+        run.log_params({"epochs": 10, "batch_size": 32}, keep_existing=True)
+        with pytest.raises(ValueError, match="write-once"):
+            run.log_params({"epochs": 10})
+    assert autotrack.get_run(run.run_id).params == {"epochs": "5", "batch_size": "32"}
+
+
+def test_ending_an_active_run_below_the_top_takes_it_off_the_stack():
+    """The engine ends its managed run even when user code inside the call left a run open."""
+    outer = autotrack.start_run(run_name="managed")
+    inner = autotrack.start_run(run_name="left-open", nested=True)
+    outer.end("FINISHED")
+    assert autotrack.active_run() is inner
+    autotrack.end_run()
+    assert autotrack.active_run() is None
+    assert {r.run_name: r.status for r in autotrack.search_runs()} == {
+        "managed": RunStatus.FINISHED,
+        "left-open": RunStatus.FINISHED,
+    }

@@ -193,10 +193,7 @@ def _end_managed(
     if not call.managed or call.run is None:
         return
     try:
-        if tracking.active_run() is call.run:
-            tracking.end_run(status, wait=False)
-        else:  # user code inside the call left a run of its own on the stack
-            tracking._end_active(call.run, status, wait=False)  # type: ignore[arg-type]
+        call.run.end(status, wait=False)  # an active run also leaves the stack
     except Exception as error:
         if safety.strict() and not quiet:
             raise

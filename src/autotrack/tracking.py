@@ -146,10 +146,12 @@ class RunHandle:
     def log_param(self, key: str, value: Any) -> None:
         self.log_params({key: value})
 
-    def log_params(self, params: dict[str, Any]) -> None:
+    def log_params(self, params: dict[str, Any], keep_existing: bool = False) -> None:
+        """Params are write-once. `keep_existing=True` keeps values already logged instead of
+        raising: for autologged calls adding to a run that an earlier call logged into."""
         clean = {validate_key(str(k), "param key"): param_value(v) for k, v in params.items()}
         if clean:
-            self.store.log_batch(self.run_id, params=clean)
+            self.store.log_batch(self.run_id, params=clean, keep_existing=keep_existing)
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
@@ -283,7 +285,14 @@ class ActiveRun(RunHandle):
             status = RunStatus.KILLED
         else:
             status = RunStatus.FAILED
-        _end_active(self, status, wait=True)
+        self.end(status)
+
+    def end(self, status: str | RunStatus = "FINISHED", wait: bool = True) -> None:
+        """End the run and take it off the active stack, wherever it sits there."""
+        stack = _active.get()
+        if self in stack:
+            _active.set(tuple(r for r in stack if r is not self))
+        super().end(status, wait)
 
 
 # -- the active-run stack ----------------------------------------------------------------------
@@ -346,14 +355,7 @@ def end_run(status: str | RunStatus = "FINISHED", wait: bool = True) -> None:
     """End the innermost active run (no-op without one)."""
     stack = _active.get()
     if stack:
-        _end_active(stack[-1], RunStatus(str(status).upper()), wait)
-
-
-def _end_active(run: ActiveRun, status: RunStatus, wait: bool) -> None:
-    stack = _active.get()
-    if run in stack:
-        _active.set(tuple(r for r in stack if r is not run))
-    run.end(status, wait=wait)
+        stack[-1].end(status, wait)
 
 
 def _current() -> ActiveRun:

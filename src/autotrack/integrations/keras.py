@@ -216,21 +216,9 @@ def _inject(call: Call, callback: Any) -> None:
 def _log_new_params(call: Call, params: Mapping[str, Any]) -> None:
     """Log params, dropping None values; in the user's own run, keep what an earlier fit
     logged (params are write-once: a second fit with other `epochs` must not fail)."""
-    from autotrack.tracking import param_value
-
     clean = {k: v for k, v in params.items() if v is not None}
-    if call.run is None:
-        return
-    if not call.managed:
-        if "existing_params" not in call.state:  # read once per fit
-            call.state["existing_params"] = dict(call.run.get().params)
-        existing = call.state["existing_params"]
-        clean = {
-            k: v for k, v in clean.items() if existing.get(k, param_value(v)) == param_value(v)
-        }
-        existing.update({k: param_value(v) for k, v in clean.items()})
-    if clean:
-        call.run.log_params(clean)
+    if call.run is not None and clean:
+        call.run.log_params(clean, keep_existing=not call.managed)
 
 
 # -- hooks ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autotrack import engine, tracking
+from autotrack import engine
 from autotrack.integrations import pytorch_loop as loop
 
 MAX_CANDIDATES = 32  # top-level modules remembered while looking for the model
@@ -136,12 +136,5 @@ def log_new_params(run: Any, managed: bool, params: dict[str, Any]) -> None:
     """Params are write-once: in the user's own run, keep the values an earlier call logged
     (a second loop or fit with other settings must not fail)."""
     clean = loop.drop_none(params)
-    if not managed and clean:
-        existing = run.get().params
-        clean = {
-            k: v
-            for k, v in clean.items()
-            if existing.get(k, tracking.param_value(v)) == tracking.param_value(v)
-        }
     if clean:
-        run.log_params(clean)
+        run.log_params(clean, keep_existing=not managed)

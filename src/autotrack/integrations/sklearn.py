@@ -93,10 +93,9 @@ class FitHooks(Hooks):
         estimator, run = call.instance, call.run
         assert run is not None
         params = record.estimator_params(estimator, deep=not _is_search(estimator))
-        if not call.managed:
-            params = record.new_params(run.run_id, params)
-        # Rendered now, written by the background worker while the fit runs.
-        run.defer(_log_start, run, params, record.estimator_tags(estimator))
+        # Rendered now, written by the background worker while the fit runs. In the user's
+        # own run, a later fit with other values keeps the first ones (params are write-once).
+        run.defer(_log_start, run, params, record.estimator_tags(estimator), not call.managed)
 
     def after(self, call: Call, result: Any) -> None:
         estimator, run = call.instance, call.run
@@ -129,8 +128,8 @@ class FitHooks(Hooks):
             datasets.log_dataset(run, X, y, "train", name)
 
 
-def _log_start(run: Any, params: dict[str, str], tags: dict[str, str]) -> None:
-    run.log_params(params)
+def _log_start(run: Any, params: dict[str, str], tags: dict[str, str], keep: bool) -> None:
+    run.log_params(params, keep_existing=keep)
     run.set_tags(tags)
 
 

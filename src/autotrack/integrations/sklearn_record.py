@@ -13,7 +13,6 @@ import math
 import sys
 import threading
 import types
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -364,23 +363,9 @@ def head(data: Any, rows: int = 5) -> Any:
     return None
 
 
-# -- what was already logged to a run (several fits in one user run) -----------------------
+# -- several fits in one user run ------------------------------------------------------------
 _RUN_STATE_LOCK = threading.Lock()
-_run_params: OrderedDict[str, dict[str, str]] = OrderedDict()
 _run_models: dict[str, int] = {}
-
-
-def new_params(run_id: str, params: dict[str, str]) -> dict[str, str]:
-    """Params not yet logged to this run by this integration. A second fit with other values
-    in the same user run keeps the first values (params are write-once) instead of failing."""
-    with _RUN_STATE_LOCK:
-        seen = _run_params.setdefault(run_id, {})
-        _run_params.move_to_end(run_id)
-        while len(_run_params) > 256:
-            _run_params.popitem(last=False)
-        fresh = {k: v for k, v in params.items() if k not in seen}
-        seen.update(fresh)
-        return fresh
 
 
 def model_path(run_id: str) -> str:

@@ -26,8 +26,6 @@ def record_search(call: Call, search: Any) -> None:
     assert run is not None
     best = getattr(search, "best_params_", None)
     best_params = {f"best_{k}": record.render(v) for k, v in best.items()} if best else {}
-    if not call.managed:
-        best_params = record.new_params(run.run_id, best_params)
     best_score = getattr(search, "best_score_", None)
     cv_results = dict(getattr(search, "cv_results_", {}) or {})
     base = record.estimator_params(search.estimator, deep=True)
@@ -49,7 +47,7 @@ def _log_search(
 ) -> None:
     """Background: `best_<param>` params, `best_score`, the `cv_results.csv` table and a
     finished child run per candidate."""
-    run.log_params(best_params)
+    run.log_params(best_params, keep_existing=True)  # a second search in the user's run
     if isinstance(best_score, (int, float)) and math.isfinite(best_score):
         run.log_metric("best_score", float(best_score))
     if not cv_results:
@@ -100,7 +98,7 @@ class ValidationHooks(Hooks):
             bound = call.bound()
             if bound is not None and name in bound.arguments:
                 params[f"cv.{name}"] = record.render(bound.arguments[name])
-        run.log_params(params if call.managed else record.new_params(run.run_id, params))
+        run.log_params(params, keep_existing=not call.managed)
         tags = record.estimator_tags(estimator) if estimator is not None else {}
         run.set_tags({**tags, "sklearn_function": call.target.attribute})
 

@@ -50,9 +50,11 @@ class Store(Protocol):
         metrics: Sequence[Metric] = (),
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
+        keep_existing: bool = False,
     ) -> None:
-        """Params are write-once (a different value raises ValueError); tags overwrite;
-        metrics may be buffered but are visible to every later read."""
+        """Params are write-once: a different value raises ValueError, or with
+        `keep_existing` is dropped (the first value stays); tags overwrite; metrics may be
+        buffered but are visible to every later read."""
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 

@@ -263,12 +263,13 @@ class MlflowStore:
         metrics: Sequence[Metric] = (),
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
+        keep_existing: bool = False,
     ) -> None:
         state = self.delivery.state(run_id)
         if params:
             for key, value in params.items():
                 old = state.params.get(key)
-                if old is not None and old != value:
+                if old is not None and old != value and not keep_existing:
                     raise ValueError(
                         f"param '{key}' was already logged as {old!r} for run {run_id}; "
                         f"params are write-once and cannot change to {value!r}"

@@ -324,11 +324,13 @@ class SQLiteStore:
         metrics: Sequence[Metric] = (),
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
+        keep_existing: bool = False,
     ) -> None:
         if params or tags:
             with self._db_lock, self._write() as db:
                 if params:
-                    self._check_params(db, run_id, params)
+                    if not keep_existing:
+                        self._check_params(db, run_id, params)
                     db.executemany(
                         "INSERT OR IGNORE INTO params VALUES (?, ?, ?)",
                         [(run_id, k, v) for k, v in params.items()],
