@@ -32,3 +32,20 @@ def test_recorded_keys_are_declared():
         assert_documented(RECORDED)
     finally:
         autotrack.lightgbm.autolog(disable=True)
+
+
+def test_two_trainings_in_one_user_run_keep_the_first_params():
+    """Params are write-once; a second autologged call in the user's run must not fail."""
+    X, y = load_breast_cancer(return_X_y=True)
+    autotrack.lightgbm.autolog()
+    try:
+        with autotrack.start_run() as run:
+            for leaves, rounds in ((4, 3), (8, 5)):
+                data = lgb.Dataset(X, y)
+                lgb.train(
+                    {"objective": "binary", "num_leaves": leaves, "verbose": -1}, data, rounds
+                )
+        params = autotrack.get_run(run.run_id).params
+        assert params["num_leaves"] == "4" and params["num_boost_round"] == "3"
+    finally:
+        autotrack.lightgbm.autolog(disable=True)

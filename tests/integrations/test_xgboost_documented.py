@@ -29,3 +29,18 @@ def test_recorded_keys_are_declared():
         assert_documented(RECORDED)
     finally:
         autotrack.xgboost.autolog(disable=True)
+
+
+def test_two_trainings_in_one_user_run_keep_the_first_params():
+    """Params are write-once; a second autologged call in the user's run must not fail."""
+    X, y = load_breast_cancer(return_X_y=True)
+    train = xgb.DMatrix(X, y)
+    autotrack.xgboost.autolog()
+    try:
+        with autotrack.start_run() as run:
+            xgb.train({"objective": "binary:logistic", "max_depth": 2}, train, 3)
+            xgb.train({"objective": "binary:logistic", "max_depth": 4}, train, 5)
+        params = autotrack.get_run(run.run_id).params
+        assert params["max_depth"] == "2" and params["num_boost_round"] == "3"
+    finally:
+        autotrack.xgboost.autolog(disable=True)

@@ -91,7 +91,9 @@ def _log_resolved(run: Any, booster: Any, logged: set[str], unset: tuple[str, ..
     """The booster's resolved params (`unset`: wrapper params the user left None)."""
     resolved = resolved_params(booster.model_to_string())
     table = aliases(list(resolved))
-    run.log_params(boosting.wrapper_resolved(resolved, unset, logged, table))
+    run.log_params(  # derived values: a later call in the same run keeps the first
+        boosting.wrapper_resolved(resolved, unset, logged, table), keep_existing=True
+    )
 
 
 def _log_importances(run: Any, booster: Any, types: tuple[str, ...]) -> None:
@@ -127,7 +129,7 @@ class TrainHooks(Hooks):
         logged = {**early_stopping_params(call.argument("callbacks")), **logged}
         if names:
             logged["eval_names"] = boosting.render(names)
-        run.log_params(logged)
+        run.log_params(logged, keep_existing=not call.managed)
         call.state["logged"] = set(logged)
         call.state["train_data"] = _raw(train_set)[0]  # before LightGBM frees it
         boosting.inject(call, AutotrackCallback)
@@ -167,7 +169,7 @@ class CVHooks(Hooks):
         logged = boosting.given_params(dict(call.argument("params") or {}))
         logged.update(boosting.call_params(call, CV_ARGUMENTS, defaults=True))
         logged = {**early_stopping_params(call.argument("callbacks")), **logged}
-        run.log_params(logged)
+        run.log_params(logged, keep_existing=not call.managed)
         boosting.inject(call, AutotrackCallback)
         if call.config.log_datasets:
             data, label = _raw(call.argument("train_set"))
@@ -203,7 +205,7 @@ class FitHooks(Hooks):
         logged.update({k: v for k, v in fit_args.items() if v != "auto"})
         logged = {**early_stopping_params(call.argument("callbacks")), **logged}
         run.set_tags(boosting.estimator_tags(estimator))
-        run.log_params(logged)
+        run.log_params(logged, keep_existing=not call.managed)
         call.state["logged"] = set(logged)
         call.state["unset"] = tuple(k for k, v in params.items() if v is None)
         boosting.inject(call, AutotrackCallback)

@@ -211,7 +211,7 @@ class TrainHooks(Hooks):
         logged = {**early_stopping_params(call.argument("callbacks")), **logged}
         if evals:
             logged["eval_names"] = boosting.render([name for _, name in evals])
-        run.log_params(logged)
+        run.log_params(logged, keep_existing=not call.managed)
         call.state["logged"] = set(logged)
         call.state["callback"] = _inject(call)
         if call.config.log_datasets:
@@ -222,7 +222,9 @@ class TrainHooks(Hooks):
         assert run is not None
         boosting.flush_stream(call)
         resolved = resolved_params(result.save_config())
-        run.log_params(boosting.resolved_extras(resolved, call.state["logged"], ALIASES))
+        run.log_params(
+            boosting.resolved_extras(resolved, call.state["logged"], ALIASES), keep_existing=True
+        )
         callback = call.state.get("callback")
         history = getattr(callback, "evals_log", None) or {}
         first = getattr(callback, "first_epoch", 0)
@@ -252,7 +254,7 @@ class CVHooks(Hooks):
         logged = {**early_stopping_params(call.argument("callbacks")), **logged}
         if not call.argument("metrics"):
             logged.pop("metrics", None)  # the default `()`: the params' eval_metric applies
-        run.log_params(logged)
+        run.log_params(logged, keep_existing=not call.managed)
         _inject(call)
         if call.config.log_datasets:
             run.defer(_log_dmatrices, run, [("train", call.argument("dtrain"))])
@@ -293,7 +295,7 @@ class FitHooks(Hooks):
         if eval_set:
             logged["eval_names"] = boosting.render(wrapper_eval_names(eval_set))
         run.set_tags(boosting.estimator_tags(estimator))
-        run.log_params(logged)
+        run.log_params(logged, keep_existing=not call.managed)
         call.state["logged"] = set(logged)
         call.state["unset"] = [k for k, v in params.items() if v is None and k not in logged]
         if call.config.log_datasets:
@@ -313,8 +315,9 @@ class FitHooks(Hooks):
         booster = estimator.get_booster()
         resolved = resolved_params(booster.save_config())
         state = call.state
-        run.log_params(
-            boosting.wrapper_resolved(resolved, state["unset"], state["logged"], ALIASES)
+        run.log_params(  # derived values: a later call in the same run keeps the first
+            boosting.wrapper_resolved(resolved, state["unset"], state["logged"], ALIASES),
+            keep_existing=True,
         )
         stream = boosting.flush_stream(call)
         history = _evals_result(estimator)
